@@ -1,0 +1,1 @@
+"""Adapters: the ports implemented over real I/O (HTTP clients, SQL, memory)."""

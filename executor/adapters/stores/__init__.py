@@ -1,0 +1,1 @@
+"""Run stores: in memory (tests, throw-away runs) and SQL (SQLite by default, PostgreSQL)."""

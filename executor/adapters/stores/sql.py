@@ -1,0 +1,268 @@
+"""SQL run store: SQLite and PostgreSQL through one code path (SQLAlchemy Core), protocol §11.
+
+Beside the protocol's ``workflow_step_executions`` table it keeps ``workflow_run_leases``: which
+process is executing which run, so that gunicorn workers and executor instances sharing the store
+never execute the same run at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import (
+    JSON,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    delete,
+    event,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from executor.domain.executions import StepExecutionData
+from executor.errors import RunStoreError
+from executor.ports import RunLeases, RunStore
+from executor.schemas.store import validate_step_execution
+
+log = logging.getLogger(__name__)
+
+# Constant across releases so that old and new instances serialize their migrations (§11.4).
+MIGRATION_LOCK_KEY = 6438071259157
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def _tables(schema: str | None) -> tuple[Table, Table]:
+    metadata = MetaData(schema=schema)
+    executions = Table(
+        "workflow_step_executions",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(255), nullable=False),
+        Column("step_index", Integer, nullable=False),
+        Column("data", JSON, nullable=False),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+        Index("idx_run_id", "run_id"),
+        Index("idx_run_id_step_index", "run_id", "step_index", unique=True),
+    )
+    leases = Table(
+        "workflow_run_leases",
+        metadata,
+        Column("run_id", String(255), primary_key=True),
+        Column("owner", String(255), nullable=False),
+        Column("expires_at", Float, nullable=False),  # epoch seconds: shared across hosts
+    )
+    return executions, leases
+
+
+class SqlRunStore(RunStore, RunLeases):
+    """Run store and leases in a SQL database given by a SQLAlchemy URL."""
+
+    def __init__(self, url: str, *, schema: str | None = None) -> None:
+        self._url = url
+        self._is_postgres = url.startswith("postgresql")
+        self._schema = schema if self._is_postgres else None  # SQLite has no schemas
+        self._executions, self._leases = _tables(self._schema)
+        self._engine: Engine | None = None
+
+    @property
+    def dialect_name(self) -> str:
+        return "postgresql" if self._is_postgres else "sqlite"
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def init(self) -> None:
+        if self._engine is not None:
+            return
+        engine = self._create_engine()
+        try:
+            self._migrate(engine)
+        except SQLAlchemyError as error:
+            engine.dispose()
+            log.error("Database migration failed: %s", _describe(error))
+            raise RunStoreError(f"Database migration failed: {_describe(error)}") from error
+        self._engine = engine
+
+    def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.dispose()
+
+    def _create_engine(self) -> Engine:
+        if self._is_postgres:
+            # Two connections at least: the migration lock holds one while DDL may need another.
+            return create_engine(self._url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = create_engine(self._url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            # WAL lets readers proceed while one process writes (several gunicorn workers).
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+            cursor.close()
+
+        return engine
+
+    def _migrate(self, engine: Engine) -> None:
+        if self._is_postgres:
+            assert self._schema is not None
+            with engine.begin() as conn:
+                present = conn.execute(
+                    text("SELECT 1 FROM pg_namespace WHERE nspname = :name"),
+                    {"name": self._schema},
+                ).first()
+                if present is None:
+                    self._lock_migrations(conn)
+                    # The name passed the identifier rule of the configuration (§6.2).
+                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"'))
+        with engine.begin() as conn:
+            if self._is_postgres:
+                self._lock_migrations(conn)
+            for table in (self._executions, self._leases):
+                # IF NOT EXISTS: idempotent, and a database prepared by the reference executor
+                # (same table and index names) is adopted as it is.
+                conn.execute(CreateTable(table, if_not_exists=True))
+                for index in table.indexes:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+
+    @staticmethod
+    def _lock_migrations(conn: Connection) -> None:
+        conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Connection]:
+        if self._engine is None:
+            raise RunStoreError(f"Run store used before init() ({operation})")
+        try:
+            with self._engine.begin() as conn:
+                yield conn
+        except SQLAlchemyError as error:
+            raise RunStoreError(f"Run store {operation} failed: {_describe(error)}") from error
+
+    def _insert(self, table: Table) -> Any:
+        return (postgresql.insert if self._is_postgres else sqlite.insert)(table)
+
+    # --- RunStore -------------------------------------------------------------------------------
+
+    def get_step_executions(self, run_id: str) -> list[StepExecutionData]:
+        table = self._executions
+        query = (
+            select(table.c.step_index, table.c.data)
+            .where(table.c.run_id == run_id)
+            .order_by(table.c.step_index.asc())
+        )
+        with self._transaction("read") as conn:
+            rows = conn.execute(query).all()
+        return [self._checked_row(run_id, step_index, data) for step_index, data in rows]
+
+    def get_step_execution(self, run_id: str, step_index: int) -> StepExecutionData | None:
+        table = self._executions
+        query = select(table.c.data).where(
+            table.c.run_id == run_id, table.c.step_index == step_index
+        )
+        with self._transaction("read") as conn:
+            data = conn.execute(query).scalar_one_or_none()
+        return None if data is None else self._checked_row(run_id, step_index, data)
+
+    def save_step_execution(self, run_id: str, data: StepExecutionData) -> None:
+        try:
+            validate_step_execution(data)
+        except ValidationError as error:
+            raise RunStoreError(f"Refused an invalid step execution: {error.messages}") from error
+        now = datetime.now(UTC)
+        insert = self._insert(self._executions).values(
+            run_id=run_id, step_index=data["stepIndex"], data=data, created_at=now, updated_at=now
+        )
+        # One atomic statement: two writers of the same key cannot both insert (a delete followed
+        # by an insert, as the reference does, can violate the unique index under concurrency).
+        upsert = insert.on_conflict_do_update(
+            index_elements=["run_id", "step_index"],
+            set_={"data": insert.excluded.data, "updated_at": insert.excluded.updated_at},
+        )
+        with self._transaction("write") as conn:
+            conn.execute(upsert)
+
+    def delete_step_execution(self, run_id: str, step_index: int) -> None:
+        table = self._executions
+        with self._transaction("delete") as conn:
+            conn.execute(
+                delete(table).where(table.c.run_id == run_id, table.c.step_index == step_index)
+            )
+
+    @staticmethod
+    def _checked_row(run_id: str, step_index: int, data: Any) -> StepExecutionData:
+        if isinstance(data, str | bytes):
+            data = json.loads(data)  # a JSON column read back as text
+        try:
+            document = validate_step_execution(data)
+        except ValidationError as error:
+            log.error(
+                "Stored step execution is invalid: %s",
+                error.messages,
+                extra={"run_id": run_id, "step_index": step_index},
+            )
+            raise RunStoreError(
+                f"Stored step execution {run_id}/{step_index} is invalid: {error.messages}"
+            ) from error
+        if document.get("stepIndex") != step_index:
+            raise RunStoreError(f"Stored step execution {run_id}/{step_index} has another index")
+        return document
+
+    # --- RunLeases ------------------------------------------------------------------------------
+
+    def acquire(self, run_id: str, owner: str, ttl_s: float) -> bool:
+        table = self._leases
+        now = time.time()
+        insert = self._insert(table).values(run_id=run_id, owner=owner, expires_at=now + ttl_s)
+        statement = insert.on_conflict_do_update(
+            index_elements=["run_id"],
+            set_={"owner": insert.excluded.owner, "expires_at": insert.excluded.expires_at},
+            where=or_(table.c.expires_at < now, table.c.owner == owner),
+        ).returning(table.c.run_id)
+        with self._transaction("lease") as conn:
+            return conn.execute(statement).first() is not None
+
+    def renew(self, run_ids: Collection[str], owner: str, ttl_s: float) -> None:
+        if not run_ids:
+            return
+        table = self._leases
+        with self._transaction("lease") as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.owner == owner, table.c.run_id.in_(list(run_ids)))
+                .values(expires_at=time.time() + ttl_s)
+            )
+
+    def release(self, run_id: str, owner: str) -> None:
+        table = self._leases
+        with self._transaction("lease") as conn:
+            conn.execute(delete(table).where(table.c.run_id == run_id, table.c.owner == owner))
+
+
+def _describe(error: SQLAlchemyError) -> str:
+    """A one-line cause without the SQL statement and its parameters (they may hold data)."""
+    original = getattr(error, "orig", None)
+    return str(original or error.__class__.__name__).splitlines()[0][:300]

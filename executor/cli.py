@@ -1,0 +1,100 @@
+"""The ``workflow-executor`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from executor.app import create_app
+from executor.errors import ExecutorError
+from executor.extension import executor_state
+from executor.logs import configure_logging
+from executor.version import __version__
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workflow-executor",
+        description="Run Forest Admin workflow steps on your own infrastructure.",
+    )
+    parser.add_argument("-v", "--version", action="version", version=f"workflow-executor {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="poll, execute and serve the API (the default)")
+    for target in (parser, serve):
+        _add_serve_options(target)
+    return parser
+
+
+def _add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="interface to bind (HTTP_HOST)")
+    parser.add_argument("--port", type=int, help="port to bind, 0 for any (HTTP_PORT)")
+    parser.add_argument("--server", choices=["werkzeug", "gunicorn"], help="HTTP server (HTTP_SERVER)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (HTTP_WORKERS)")
+    parser.add_argument(
+        "--in-memory", action="store_true", default=None, help="keep run state in memory (testing)"
+    )
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", dest="log_format", action="store_const", const="json", help="JSON log lines")
+    output.add_argument("--pretty", dest="log_format", action="store_const", const="text", help="readable logs")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    given = {
+        "HTTP_HOST": args.host,
+        "HTTP_PORT": args.port,
+        "HTTP_SERVER": args.server,
+        "HTTP_WORKERS": args.workers,
+        "IN_MEMORY_STORE": args.in_memory,
+        "LOG_FORMAT": args.log_format,
+    }
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return serve(_overrides(args))
+
+
+def serve(overrides: dict[str, Any]) -> int:
+    """Serve until SIGTERM or SIGINT, then drain and exit 0 (1 when start or stop failed)."""
+    try:
+        app = create_app(overrides, serve=True)
+        settings = executor_state(app).settings
+        if settings.http_server == "gunicorn" and settings.store_url is None:
+            raise ExecutorError(
+                "The in-memory store cannot be shared with gunicorn workers; use SQLite or PostgreSQL"
+            )
+    except ExecutorError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    configure_logging(settings.log_level, settings.log_format)
+    runner = executor_state(app).runner
+
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("Received %s — draining", signal.Signals(signum).name)
+        stop_requested.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        runner.start()
+    except Exception as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    stop_requested.wait()
+    try:
+        runner.stop()
+    except Exception:
+        log.exception("Shutdown failed")
+        return 1
+    return 0

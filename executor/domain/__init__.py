@@ -1,0 +1,1 @@
+"""Plain domain types: what a run, a step, an outcome and a run-store entry are."""

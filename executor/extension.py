@@ -1,0 +1,105 @@
+"""``WorkflowExecutor``: the Flask extension that mounts the executor into an app."""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Mapping
+
+from flask import Flask
+
+from executor.adapters.orchestrator import OrchestratorClient
+from executor.adapters.stores.memory import MemoryRunStore
+from executor.adapters.stores.sql import SqlRunStore
+from executor.config import Settings, load_settings
+from executor.http.health import health
+from executor.http.runs import EXTENSION_KEY, runs
+from executor.runner import Runner
+from executor.runner.runner import Services
+from executor.steps.registry import StepRegistry
+
+
+class ExecutorState:
+    """What one app's executor holds: its settings, ports and runner."""
+
+    def __init__(self, settings: Settings, services: Services, runner: Runner) -> None:
+        self.settings = settings
+        self.services = services
+        self.runner = runner
+
+
+def build_services(settings: Settings) -> Services:
+    """The real adapters for these settings."""
+    store: MemoryRunStore | SqlRunStore
+    if settings.store_url is None:
+        store = MemoryRunStore()
+    else:
+        store = SqlRunStore(settings.store_url, schema=settings.database_schema)
+    return Services(
+        workflow=OrchestratorClient(settings.forest_server_url, settings.forest_env_secret),
+        run_store=store,
+        leases=store,
+        steps=StepRegistry(),
+    )
+
+
+class WorkflowExecutor:
+    """Mounts the ``runs`` and ``health`` blueprints and owns the app's runner.
+
+    ``init_app`` leaves the host app's own routes, error handlers and config alone: the executor's
+    settings come from the environment, then ``app.config["WORKFLOW_EXECUTOR"]`` (a mapping), then
+    the ``config`` argument. The runner is created but not started; start it with
+    ``runner_of(app).start()`` in the process that serves the app.
+    """
+
+    def __init__(
+        self,
+        app: Flask | None = None,
+        *,
+        url_prefix: str | None = None,
+        config: Mapping[str, t.Any] | None = None,
+        services: Services | None = None,
+    ) -> None:
+        if app is not None:
+            self.init_app(app, url_prefix=url_prefix, config=config, services=services)
+
+    def init_app(
+        self,
+        app: Flask,
+        *,
+        url_prefix: str | None = None,
+        config: Mapping[str, t.Any] | None = None,
+        services: Services | None = None,
+        settings: Settings | None = None,
+        serve: bool = False,
+    ) -> ExecutorState:
+        if EXTENSION_KEY in app.extensions:
+            raise RuntimeError("This app already has a workflow executor")
+        if settings is None:
+            explicit = {**app.config.get("WORKFLOW_EXECUTOR", {}), **(config or {})}
+            settings = load_settings(explicit, data_dir=app.instance_path)
+        services = services or build_services(settings)
+        runner = Runner(
+            settings,
+            services,
+            app=app,
+            # serve: the runner owns a server on HTTP_HOST:HTTP_PORT (the CLI); otherwise a host
+            # (gunicorn wsgi:app, flask run, a host app) serves the app.
+            http_port=settings.http_port if serve else None,
+            http_host=settings.http_host,
+            server=settings.http_server,
+        )
+        state = ExecutorState(settings, services, runner)
+        app.extensions[EXTENSION_KEY] = state
+        app.register_blueprint(runs, url_prefix=url_prefix)
+        app.register_blueprint(health, url_prefix=url_prefix)
+        return state
+
+
+def executor_state(app: t.Any) -> ExecutorState:
+    """The executor of an app built by ``create_app`` or ``WorkflowExecutor``."""
+    state: ExecutorState = app.extensions[EXTENSION_KEY]
+    return state
+
+
+def runner_of(app: t.Any) -> Runner:
+    return executor_state(app).runner

@@ -1,0 +1,1 @@
+"""The executor's HTTP API: the runs blueprint, health, authentication and JSON errors."""

@@ -1,0 +1,93 @@
+"""The ``runs`` blueprint: what the front reads and triggers (protocol §5.5, §5.6)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from executor.errors import RunNotFound, WorkflowPortError
+from executor.http.auth import authenticate
+from executor.http.errors import ApiError, register_error_handlers
+from executor.schemas.api import RunStepsResponseSchema, TriggerRequestSchema, TriggerResponseSchema
+from executor.schemas.wire import step_execution_to_wire
+from executor.version import __version__
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "workflow_executor"
+VERSION_HEADER = "X-Executor-Version"
+_RUN_ID = re.compile(r"^[0-9]{1,19}$")  # the orchestrator's run ids are integers
+
+runs = Blueprint("runs", __name__)
+_TRIGGER_REQUEST = TriggerRequestSchema()
+_TRIGGER_RESPONSE = TriggerResponseSchema()
+_STEPS_RESPONSE = RunStepsResponseSchema()
+
+
+def _executor() -> Any:
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def add_version_header(response: Response) -> Response:
+    response.headers[VERSION_HEADER] = __version__
+    return response
+
+
+def limit_body_and_authenticate() -> None:
+    """Bound the body, then authenticate; stores the caller's user id in ``g``."""
+    settings = _executor().settings
+    request.max_content_length = settings.max_request_bytes
+    g.executor_user_id = authenticate(request, settings.forest_auth_secret)
+
+
+runs.before_request(limit_body_and_authenticate)
+runs.after_request(add_version_header)
+register_error_handlers(runs)
+
+
+def _checked_run_id(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise RunNotFound(f"Run id {run_id[:40]!r} is not a run id")
+    return run_id
+
+
+@runs.get("/runs/<run_id>")
+def get_run(run_id: str) -> Response:
+    run_id = _checked_run_id(run_id)
+    executor = _executor()
+    try:
+        allowed = executor.services.workflow.has_access(run_id, g.executor_user_id)
+    except WorkflowPortError as error:
+        log.warning("Access check failed: %s", error, extra={"run_id": run_id})
+        raise ApiError(503, "Service unavailable") from error
+    if not allowed:
+        raise ApiError(403, "Forbidden")
+    entries = executor.services.run_store.get_step_executions(run_id)
+    body = {"steps": [step_execution_to_wire(entry) for entry in entries]}
+    return jsonify(_STEPS_RESPONSE.dump(body))
+
+
+@runs.post("/runs/<run_id>/trigger")
+def trigger_run(run_id: str) -> Response:
+    run_id = _checked_run_id(run_id)
+    body = _TRIGGER_REQUEST.load(_json_object_body())
+    _executor().runner.trigger(run_id, g.executor_user_id, body["pendingData"])
+    return jsonify(_TRIGGER_RESPONSE.dump({"triggered": True}))
+
+
+def _json_object_body() -> dict[str, Any]:
+    """The body as a JSON object; an empty body counts as ``{}``."""
+    raw = request.get_data(cache=True)  # raises 413 past max_content_length
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise ApiError(400, "The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    return body

@@ -1,0 +1,46 @@
+"""Field types shared by several schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+
+class RecordIdField(fields.Field):
+    """A record id as stored: a non-empty JSON array of strings and numbers."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, list) or not value:
+            raise ValidationError("Must be a non-empty array of strings and numbers.")
+        for part in value:
+            if isinstance(part, bool) or not isinstance(part, str | int | float):
+                raise ValidationError("Must be a non-empty array of strings and numbers.")
+        return list(value)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
+
+
+class StrictString(fields.String):
+    """A string that must really be a string (marshmallow would accept nothing else anyway, but
+    this makes the intent explicit and rejects empty values when asked)."""
+
+    def __init__(self, *, non_empty: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._non_empty = non_empty
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValidationError("Not a valid string.")
+        if self._non_empty and not value:
+            raise ValidationError("Must not be empty.")
+        return value
+
+
+class JsonValue(fields.Raw):
+    """Any JSON value, ``null`` included."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_none", True)
+        super().__init__(**kwargs)

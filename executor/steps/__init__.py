@@ -1,0 +1,1 @@
+"""One executor class per step type, written against ports only."""

@@ -1,0 +1,77 @@
+"""What every step executor shares: its context and the outcomes it can return."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from executor.domain.executions import StepExecutionData
+from executor.domain.outcomes import StepOutcome, StepStatus
+from executor.domain.runs import AvailableStepExecution
+from executor.errors import StepStateError
+from executor.ports import RunStore
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """Everything one step execution may use. Built per step by the runner."""
+
+    step: AvailableStepExecution
+    run_store: RunStore
+    pending_data: Any = None  # the trigger's pendingData (first step of a chain only); None: none
+
+
+class StepExecutor(abc.ABC):
+    """Executes one step and returns its outcome.
+
+    ``execute`` may raise :class:`executor.errors.ExecutorError`; the runner turns it into an
+    ``error`` outcome carrying the error's user message.
+    """
+
+    def __init__(self, context: StepContext) -> None:
+        self.context = context
+        self.step = context.step
+
+    @abc.abstractmethod
+    def execute(self) -> StepOutcome:
+        """Run the step and say how it ended."""
+
+    # --- helpers for subclasses -----------------------------------------------------------------
+
+    def outcome(self, status: StepStatus, **extra: Any) -> StepOutcome:
+        return StepOutcome(
+            type=self.step.definition.type.outcome_type,
+            step_id=self.step.step_id,
+            step_index=self.step.step_index,
+            status=status,
+            **extra,
+        )
+
+    def success(self, **extra: Any) -> StepOutcome:
+        return self.outcome(StepStatus.SUCCESS, **extra)
+
+    def awaiting_input(self, **extra: Any) -> StepOutcome:
+        return self.outcome(StepStatus.AWAITING_INPUT, **extra)
+
+    def save(self, entry: StepExecutionData) -> None:
+        self.context.run_store.save_step_execution(self.step.run_id, entry)
+
+    def stored_entry(self) -> StepExecutionData | None:
+        """This step's own run-store entry, when it has one of the same type."""
+        entry = self.context.run_store.get_step_execution(self.step.run_id, self.step.step_index)
+        if entry is None or entry.get("type") != self.step.definition.type.value:
+            return None
+        return entry
+
+    def load_pending_data(self, schema: Schema) -> dict[str, Any]:
+        """Validate the user's pendingData for this step type; invalid → StepState error."""
+        try:
+            loaded = schema.load(self.context.pending_data)
+        except ValidationError as error:
+            raise StepStateError(
+                f"Invalid pendingData for {self.step.definition.type} step: {error.messages}"
+            ) from error
+        return dict(loaded)

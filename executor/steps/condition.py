@@ -1,0 +1,37 @@
+"""condition: choose one of the designer's options (protocol §7.2)."""
+
+from __future__ import annotations
+
+from executor.domain.executions import ConditionEntry
+from executor.domain.outcomes import StepOutcome
+from executor.domain.steps import ExecutionType
+from executor.errors import AiModelUnavailable, StepStateError
+from executor.schemas.pending import ConditionPendingDataSchema
+from executor.steps.base import StepExecutor
+
+_PENDING = ConditionPendingDataSchema()
+USER_REASONING = "Selected by user"
+
+
+class ConditionStep(StepExecutor):
+    def execute(self) -> StepOutcome:
+        if self.context.pending_data is not None:
+            return self._user_choice()
+        if self.step.definition.execution_type is ExecutionType.MANUAL:
+            return self.awaiting_input()
+        raise AiModelUnavailable(
+            f"Condition step {self.step.step_id} needs an AI decision and no AI model is available"
+        )
+
+    def _user_choice(self) -> StepOutcome:
+        option = self.load_pending_data(_PENDING)["selectedOption"]
+        if option not in self.step.definition.options:
+            raise StepStateError(f"Option {option!r} is not one of the step's options")
+        entry: ConditionEntry = {
+            "type": self.step.definition.type.value,
+            "stepIndex": self.step.step_index,
+            "executionParams": {"answer": option, "reasoning": USER_REASONING},
+            "executionResult": {"answer": option},
+        }
+        self.save(dict(entry))
+        return self.success(selected_option=option)

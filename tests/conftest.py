@@ -1,0 +1,77 @@
+"""Shared fixtures: a fake orchestrator on a loopback port, settings pointing at it, tokens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from flask import Flask
+
+from executor import create_app
+from executor.extension import executor_state
+from tests.fakes.orchestrator import ENV_SECRET, FakeOrchestrator
+
+AUTH_SECRET = "test-auth-secret-that-is-long-enough-for-hs256!"
+
+
+def make_token(user_id: Any = 7, *, secret: str = AUTH_SECRET, expires_in: int = 3600, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {"id": user_id, "iat": now, "exp": now + expires_in, **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def auth_header(user_id: Any = 7, **kwargs: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {make_token(user_id, **kwargs)}"}
+
+
+@pytest.fixture(autouse=True)
+def isolated_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep tests away from a developer's own instance/config.py and run store."""
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    monkeypatch.setenv("EXECUTOR_INSTANCE_PATH", str(instance))
+    return instance
+
+
+@pytest.fixture
+def orchestrator() -> Iterator[FakeOrchestrator]:
+    with FakeOrchestrator() as fake:
+        yield fake
+
+
+def base_config(orchestrator_url: str, **overrides: Any) -> dict[str, Any]:
+    """Settings for a fast, hermetic executor talking to the fakes."""
+    config: dict[str, Any] = {
+        "FOREST_ENV_SECRET": ENV_SECRET,
+        "FOREST_AUTH_SECRET": AUTH_SECRET,
+        "AGENT_URL": "http://127.0.0.1:9",
+        "FOREST_SERVER_URL": orchestrator_url,
+        "IN_MEMORY_STORE": True,
+        "POLLING_INTERVAL_S": 0.05,
+        "FIRST_POLL_DELAY_S": 0,
+        "POLL_BACKOFF_MAX_S": 0.2,
+        "STOP_TIMEOUT_S": 5,
+        "STEP_TIMEOUT_S": 5,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def make_app(orchestrator: FakeOrchestrator, tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Build executor apps against the fake orchestrator; their runners are stopped afterwards."""
+    apps: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        app = create_app(base_config(orchestrator.url, **overrides))
+        app.config["TESTING"] = False
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        executor_state(app).runner.stop()

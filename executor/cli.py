@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="workflow-executor",
         description="Run Forest Admin workflow steps on your own infrastructure.",
     )
-    parser.add_argument("-v", "--version", action="version", version=f"workflow-executor {__version__}")
+    parser.add_argument(
+        "-v", "--version", action="version", version=f"workflow-executor {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="poll, execute and serve the API (the default)")
     for target in (parser, serve):
@@ -36,14 +38,20 @@ def _parser() -> argparse.ArgumentParser:
 def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to bind (HTTP_HOST)")
     parser.add_argument("--port", type=int, help="port to bind, 0 for any (HTTP_PORT)")
-    parser.add_argument("--server", choices=["werkzeug", "gunicorn"], help="HTTP server (HTTP_SERVER)")
+    parser.add_argument(
+        "--server", choices=["werkzeug", "gunicorn"], help="HTTP server (HTTP_SERVER)"
+    )
     parser.add_argument("--workers", type=int, help="gunicorn workers (HTTP_WORKERS)")
     parser.add_argument(
         "--in-memory", action="store_true", default=None, help="keep run state in memory (testing)"
     )
     output = parser.add_mutually_exclusive_group()
-    output.add_argument("--json", dest="log_format", action="store_const", const="json", help="JSON log lines")
-    output.add_argument("--pretty", dest="log_format", action="store_const", const="text", help="readable logs")
+    output.add_argument(
+        "--json", dest="log_format", action="store_const", const="json", help="JSON log lines"
+    )
+    output.add_argument(
+        "--pretty", dest="log_format", action="store_const", const="text", help="readable logs"
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -70,7 +78,8 @@ def serve(overrides: dict[str, Any]) -> int:
         settings = executor_state(app).settings
         if settings.http_server == "gunicorn" and settings.store_url is None:
             raise ExecutorError(
-                "The in-memory store cannot be shared with gunicorn workers; use SQLite or PostgreSQL"
+                "The in-memory store cannot be shared with gunicorn workers: "
+                "use SQLite or PostgreSQL"
             )
     except ExecutorError as error:
         print(f"Error: {error}", file=sys.stderr)

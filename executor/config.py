@@ -73,7 +73,11 @@ def _number(*, integer: bool, minimum: float, env_minimum: int = 1) -> Callable[
             if not (_POSITIVE_INT_TEXT.match(text) or (env_minimum == 0 and text == "0")):
                 raise _Invalid("must be a positive integer")
             return int(text)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise _Invalid("must be a number")
         if integer and not float(value).is_integer():
             raise _Invalid("must be an integer")
@@ -129,40 +133,163 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("FOREST_ENV_SECRET", _env_secret, None, "Environment secret: 64 lowercase hex characters; sent to the orchestrator.", required=True),
-    Setting("FOREST_AUTH_SECRET", _non_empty, None, "Secret shared with the agent: verifies user JWTs and signs agent JWTs.", required=True),
+    Setting(
+        "FOREST_ENV_SECRET",
+        _env_secret,
+        None,
+        "Environment secret: 64 lowercase hex characters; sent to the orchestrator.",
+        required=True,
+    ),
+    Setting(
+        "FOREST_AUTH_SECRET",
+        _non_empty,
+        None,
+        "Secret shared with the agent: verifies user JWTs and signs agent JWTs.",
+        required=True,
+    ),
     Setting("AGENT_URL", _url, None, "Base URL of the customer's Forest agent.", required=True),
-    Setting("FOREST_SERVER_URL", _url, DEFAULT_SERVER_URL, "Base URL of the orchestrator (Forest server)."),
-    Setting("DATABASE_URL", _non_empty, None, "Run store: `sqlite:///path`, `postgres://…`/`postgresql://…`; unset → SQLite file in the instance folder."),
-    Setting("DATABASE_HOST", _non_empty, None, "PostgreSQL host, when `DATABASE_URL` is unset (with `DATABASE_NAME` and `DATABASE_USER`)."),
+    Setting(
+        "FOREST_SERVER_URL",
+        _url,
+        DEFAULT_SERVER_URL,
+        "Base URL of the orchestrator (Forest server).",
+    ),
+    Setting(
+        "DATABASE_URL",
+        _non_empty,
+        None,
+        "Run store: `sqlite:///path`, `postgres://…`/`postgresql://…`; unset → SQLite file in the instance folder.",
+    ),
+    Setting(
+        "DATABASE_HOST",
+        _non_empty,
+        None,
+        "PostgreSQL host, when `DATABASE_URL` is unset (with `DATABASE_NAME` and `DATABASE_USER`).",
+    ),
     Setting("DATABASE_NAME", _non_empty, None, "PostgreSQL database name (see `DATABASE_HOST`)."),
     Setting("DATABASE_USER", _non_empty, None, "PostgreSQL user (see `DATABASE_HOST`)."),
     Setting("DATABASE_PASSWORD", _text, None, "PostgreSQL password (see `DATABASE_HOST`)."),
     Setting("DATABASE_PORT", _positive_int, 5432, "PostgreSQL port (see `DATABASE_HOST`)."),
-    Setting("DATABASE_SSL", _bool, True, "With `DATABASE_HOST`: require TLS (`sslmode=require`). A `DATABASE_URL` carries its own `sslmode`."),
-    Setting("DATABASE_SCHEMA", _schema_name, "forest", "PostgreSQL schema of the executor's tables (created when missing)."),
-    Setting("IN_MEMORY_STORE", _bool, False, "Keep run state in memory only (testing; lost on exit). CLI: `--in-memory`."),
+    Setting(
+        "DATABASE_SSL",
+        _bool,
+        True,
+        "With `DATABASE_HOST`: require TLS (`sslmode=require`). A `DATABASE_URL` carries its own `sslmode`.",
+    ),
+    Setting(
+        "DATABASE_SCHEMA",
+        _schema_name,
+        "forest",
+        "PostgreSQL schema of the executor's tables (created when missing).",
+    ),
+    Setting(
+        "IN_MEMORY_STORE",
+        _bool,
+        False,
+        "Keep run state in memory only (testing; lost on exit). CLI: `--in-memory`.",
+    ),
     Setting("HTTP_HOST", _non_empty, "0.0.0.0", "Interface the CLI's HTTP server binds."),
-    Setting("HTTP_PORT", _number(integer=True, minimum=0), 3400, "Port the CLI's HTTP server binds (`0`: any free port)."),
-    Setting("HTTP_SERVER", _choice("werkzeug", "gunicorn"), "werkzeug", "Server the CLI starts: `werkzeug` (threads, one process) or `gunicorn` (child process)."),
-    Setting("HTTP_WORKERS", _positive_int, 2, "gunicorn worker processes when `HTTP_SERVER=gunicorn`."),
-    Setting("MAX_REQUEST_BYTES", _positive_int, 1024 * 1024, "Largest request body accepted (larger → 413)."),
-    Setting("POLLING_INTERVAL_S", _positive_seconds, 30, "Seconds between the end of a poll cycle and the next poll."),
-    Setting("FIRST_POLL_DELAY_S", _number(integer=False, minimum=0, env_minimum=0), None, "Seconds before the first poll; unset → one polling interval."),
-    Setting("POLLING_ENABLED", _bool, True, "Whether this process polls the orchestrator (it always executes the runs it is triggered with)."),
-    Setting("POLL_BACKOFF_MAX_S", _positive_seconds, 300, "Longest wait between polls while the orchestrator is failing."),
-    Setting("STEP_TIMEOUT_S", _positive_seconds, 300, "Seconds a step may take before it reports the timeout error."),
+    Setting(
+        "HTTP_PORT",
+        _number(integer=True, minimum=0),
+        3400,
+        "Port the CLI's HTTP server binds (`0`: any free port).",
+    ),
+    Setting(
+        "HTTP_SERVER",
+        _choice("werkzeug", "gunicorn"),
+        "werkzeug",
+        "Server the CLI starts: `werkzeug` (threads, one process) or `gunicorn` (child process).",
+    ),
+    Setting(
+        "HTTP_WORKERS", _positive_int, 2, "gunicorn worker processes when `HTTP_SERVER=gunicorn`."
+    ),
+    Setting(
+        "MAX_REQUEST_BYTES",
+        _positive_int,
+        1024 * 1024,
+        "Largest request body accepted (larger → 413).",
+    ),
+    Setting(
+        "POLLING_INTERVAL_S",
+        _positive_seconds,
+        30,
+        "Seconds between the end of a poll cycle and the next poll.",
+    ),
+    Setting(
+        "FIRST_POLL_DELAY_S",
+        _number(integer=False, minimum=0, env_minimum=0),
+        None,
+        "Seconds before the first poll; unset → one polling interval.",
+    ),
+    Setting(
+        "POLLING_ENABLED",
+        _bool,
+        True,
+        "Whether this process polls the orchestrator (it always executes the runs it is triggered with).",
+    ),
+    Setting(
+        "POLL_BACKOFF_MAX_S",
+        _positive_seconds,
+        300,
+        "Longest wait between polls while the orchestrator is failing.",
+    ),
+    Setting(
+        "STEP_TIMEOUT_S",
+        _positive_seconds,
+        300,
+        "Seconds a step may take before it reports the timeout error.",
+    ),
     Setting("AI_INVOKE_TIMEOUT_S", _positive_seconds, 30, "Seconds one AI invocation may take."),
-    Setting("STOP_TIMEOUT_S", _positive_seconds, 30, "Seconds a stop waits for in-flight runs to finish."),
-    Setting("MAX_CHAIN_DEPTH", _non_negative_int, 50, "Steps executed at once after the first one of a run (0 disables chaining)."),
-    Setting("SCHEMA_CACHE_TTL_S", _positive_seconds, 600, "Seconds a collection schema stays cached."),
-    Setting("MAX_CONCURRENT_RUNS", _positive_int, 10, "Worker threads executing runs in this process."),
-    Setting("MAX_QUEUED_RUNS", _non_negative_int, 100, "Runs that may wait for a worker; beyond that a trigger answers 503."),
-    Setting("RUN_LEASE_TTL_S", _positive_seconds, 60, "Seconds a run's lease outlives its holder (a crashed process's runs are free again after it)."),
+    Setting(
+        "STOP_TIMEOUT_S",
+        _positive_seconds,
+        30,
+        "Seconds a stop waits for in-flight runs to finish.",
+    ),
+    Setting(
+        "MAX_CHAIN_DEPTH",
+        _non_negative_int,
+        50,
+        "Steps executed at once after the first one of a run (0 disables chaining).",
+    ),
+    Setting(
+        "SCHEMA_CACHE_TTL_S", _positive_seconds, 600, "Seconds a collection schema stays cached."
+    ),
+    Setting(
+        "MAX_CONCURRENT_RUNS", _positive_int, 10, "Worker threads executing runs in this process."
+    ),
+    Setting(
+        "MAX_QUEUED_RUNS",
+        _non_negative_int,
+        100,
+        "Runs that may wait for a worker; beyond that a trigger answers 503.",
+    ),
+    Setting(
+        "RUN_LEASE_TTL_S",
+        _positive_seconds,
+        60,
+        "Seconds a run's lease outlives its holder (a crashed process's runs are free again after it).",
+    ),
     Setting("LOG_LEVEL", _log_level, "info", "`Debug`, `Info`, `Warn` or `Error` (any case)."),
-    Setting("LOG_FORMAT", _choice("auto", "json", "text"), "auto", "`json` (one object per line), `text`, or `auto` (JSON unless stderr is a terminal)."),
-    Setting("EXECUTOR_ENV", _choice("production", "development", "test"), "production", "`development`/`test` relax development-only checks (the protocol's `NODE_ENV`)."),
-    Setting("FOREST_EXECUTOR_ENCRYPTION_KEY", _non_empty, None, "Secret from which the key encrypting stored MCP OAuth credentials is derived."),
+    Setting(
+        "LOG_FORMAT",
+        _choice("auto", "json", "text"),
+        "auto",
+        "`json` (one object per line), `text`, or `auto` (JSON unless stderr is a terminal).",
+    ),
+    Setting(
+        "EXECUTOR_ENV",
+        _choice("production", "development", "test"),
+        "production",
+        "`development`/`test` relax development-only checks (the protocol's `NODE_ENV`).",
+    ),
+    Setting(
+        "FOREST_EXECUTOR_ENCRYPTION_KEY",
+        _non_empty,
+        None,
+        "Secret from which the key encrypting stored MCP OAuth credentials is derived.",
+    ),
 )
 
 
@@ -200,7 +327,9 @@ class Settings:
     raw: Mapping[str, Any]  # the validated values by setting name, for child processes
 
     def __repr__(self) -> str:  # never print secrets
-        return f"Settings(forest_server_url={self.forest_server_url!r}, agent_url={self.agent_url!r})"
+        return (
+            f"Settings(forest_server_url={self.forest_server_url!r}, agent_url={self.agent_url!r})"
+        )
 
     def as_mapping(self) -> dict[str, Any]:
         """The settings as an explicit mapping that recreates them (e.g. in a child process)."""
@@ -293,7 +422,7 @@ def _store_url(values: Mapping[str, Any], data_dir: Any) -> str | None:
     """The SQLAlchemy URL of the run store, from ``DATABASE_URL`` or its parts."""
     if values["IN_MEMORY_STORE"]:
         return None
-    url = values["DATABASE_URL"]
+    url: str | None = values["DATABASE_URL"]
     if url is not None:
         if url.startswith(("postgres://", "postgresql://")):
             return "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -307,7 +436,9 @@ def _store_url(values: Mapping[str, Any], data_dir: Any) -> str | None:
     parts = [values["DATABASE_HOST"], values["DATABASE_NAME"], values["DATABASE_USER"]]
     if any(part is not None for part in parts):
         if not all(part is not None for part in parts):
-            raise _Invalid("DATABASE_HOST, DATABASE_NAME and DATABASE_USER go together: all or none")
+            raise _Invalid(
+                "DATABASE_HOST, DATABASE_NAME and DATABASE_USER go together: all or none"
+            )
         host, name, user = parts
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # IPv6
@@ -323,7 +454,6 @@ def _store_url(values: Mapping[str, Any], data_dir: Any) -> str | None:
 def setting_names() -> list[str]:
     """Every setting's name, for documentation checks."""
     return [setting.name for setting in SETTINGS]
-
 
 
 def instance_path_override() -> str | None:

@@ -2,7 +2,8 @@
 
 Every error carries a *user message* (one of the fixed, data-free messages of the protocol's error
 catalogue, safe to show to a user or report upstream) and a *category* that the HTTP layer maps to a
-status code. Technical details (ids, causes) go in the exception's ``str()`` and only ever reach logs.
+status code. Technical details (ids, causes) go in the exception's ``str()`` and only ever reach
+logs.
 """
 
 from __future__ import annotations
@@ -64,9 +65,7 @@ class StepDefinitionShapeError(ExecutorError):
 
 
 class RecordIdSerialization(ExecutorError):
-    user_message = (
-        "A record identifier contains an unsupported character and cannot be processed."
-    )
+    user_message = "A record identifier contains an unsupported character and cannot be processed."
 
 
 class RunNotFound(ExecutorError):

@@ -100,5 +100,5 @@ class WorkflowPort(abc.ABC):
     def report_executor_metadata(self, version: str) -> None:
         """Tell the orchestrator which executor version is running."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing to release
         """Release connections."""

@@ -53,7 +53,9 @@ class WerkzeugServer:
 
 
 def _gunicorn_child(
-    config: dict[str, t.Any], options: dict[str, t.Any], ready: multiprocessing.connection.Connection
+    config: dict[str, t.Any],
+    options: dict[str, t.Any],
+    ready: multiprocessing.connection.Connection,
 ) -> None:
     """Entry point of the gunicorn child process (module level so ``spawn`` can import it)."""
     from gunicorn.app.base import BaseApplication

@@ -18,7 +18,9 @@ from tests.fakes.orchestrator import ENV_SECRET, FakeOrchestrator
 AUTH_SECRET = "test-auth-secret-that-is-long-enough-for-hs256!"
 
 
-def make_token(user_id: Any = 7, *, secret: str = AUTH_SECRET, expires_in: int = 3600, **claims: Any) -> str:
+def make_token(
+    user_id: Any = 7, *, secret: str = AUTH_SECRET, expires_in: int = 3600, **claims: Any
+) -> str:
     now = int(time.time())
     payload = {"id": user_id, "iat": now, "exp": now + expires_in, **claims}
     return jwt.encode(payload, secret, algorithm="HS256")

@@ -1,4 +1,4 @@
-"""Runs as the executor sees them once the orchestrator's envelope is mapped (protocol §2.5-§2.7)."""
+"""Runs as the executor sees them once the orchestrator's envelope is mapped (§2.5-§2.7)."""
 
 from __future__ import annotations
 

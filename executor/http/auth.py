@@ -48,14 +48,11 @@ def _token_of(request: Request) -> str | None:
 def _user_id(raw: Any) -> int | None:
     if isinstance(raw, bool):
         return None
-    if isinstance(raw, int):
-        value = raw
-    elif isinstance(raw, float) and raw.is_integer():
-        value = int(raw)
-    elif isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18:
-        value = int(raw)
-    else:
+    numeric_text = isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 18
+    whole_number = isinstance(raw, int) or (isinstance(raw, float) and raw.is_integer())
+    if not (numeric_text or whole_number):
         return None
+    value = int(raw)
     return value if value > 0 else None
 
 

@@ -62,7 +62,7 @@ def handle_api_error(error: ApiError) -> Response:
 
 def handle_http_exception(error: HTTPException) -> Response:
     if error.code is None:  # abort(Response(...)) carries its own response
-        return error.get_response()
+        return t.cast(Response, error.get_response())
     response = error_response(error.code, _HTTP_MESSAGES.get(error.code, error.name))
     for header in ("Allow", "WWW-Authenticate", "Retry-After"):
         original = error.get_response().headers.get(header)

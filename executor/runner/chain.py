@@ -123,7 +123,7 @@ class Chain(Task):
                 or next_dispatch.step.step_index <= current.step.step_index
             ):
                 log.error(
-                    "Orchestrator returned an unexpected next step (run %s, step %s) — chain stopped",
+                    "Orchestrator returned an unexpected next step (run %s, step %s)",
                     next_dispatch.run_id,
                     next_dispatch.step.step_index,
                     extra=step_log_fields(current),
@@ -164,11 +164,20 @@ class Chain(Task):
         context = StepContext(
             step=dispatch.step, run_store=self._services.run_store, pending_data=pending_data
         )
-        executor = self._services.steps.build(context)
+        try:
+            executor = self._services.steps.build(context)
+        except ExecutorError as error:
+            log.warning("Step could not be prepared: %s", error, extra=fields)
+            return _error(dispatch, error.user_message)
+        except Exception:
+            log.exception("Step could not be prepared", extra=fields)
+            return _error(dispatch, UNEXPECTED_ERROR_MESSAGE)
         attempt = _StepAttempt(executor.execute, dispatch, fields)
         started = time.monotonic()
         worker = threading.Thread(
-            target=attempt.run, name=f"step-{dispatch.run_id}-{dispatch.step.step_index}", daemon=True
+            target=attempt.run,
+            name=f"step-{dispatch.run_id}-{dispatch.step.step_index}",
+            daemon=True,
         )
         worker.start()
         deadline = started + self._settings.step_timeout_s
@@ -176,7 +185,9 @@ class Chain(Task):
         while not attempt.done.wait(max(0.0, min(renew_every, deadline - time.monotonic()))):
             if time.monotonic() >= deadline:
                 attempt.abandon()
-                log.warning("Step timed out", extra={**fields, "timeout_s": self._settings.step_timeout_s})
+                log.warning(
+                    "Step timed out", extra={**fields, "timeout_s": self._settings.step_timeout_s}
+                )
                 return _error(dispatch, StepTimeout.user_message)
             self._renew_lease()
         outcome = attempt.outcome
@@ -193,7 +204,9 @@ class Chain(Task):
 
     def _renew_lease(self) -> None:
         try:
-            self._services.leases.renew([self.run_id], self._lease_owner, self._settings.lease_ttl_s)
+            self._services.leases.renew(
+                [self.run_id], self._lease_owner, self._settings.lease_ttl_s
+            )
         except ExecutorError as error:
             log.warning("Could not renew run lease: %s", error, extra={"run_id": self.run_id})
 
@@ -201,7 +214,9 @@ class Chain(Task):
 class _StepAttempt:
     """Runs a step executor and turns whatever happens into an outcome (steps never crash)."""
 
-    def __init__(self, execute: Callable[[], StepOutcome], dispatch: Dispatch, fields: dict[str, Any]):
+    def __init__(
+        self, execute: Callable[[], StepOutcome], dispatch: Dispatch, fields: dict[str, Any]
+    ):
         self._execute = execute
         self._dispatch = dispatch
         self._fields = fields
@@ -229,7 +244,12 @@ class _StepAttempt:
 
     def _log_failure(self, message: str, error: ExecutorError) -> None:
         level = logging.WARNING
-        log.log(level, message + (" (after its timeout)" if self._abandoned else ""), error, extra=self._fields)
+        log.log(
+            level,
+            message + (" (after its timeout)" if self._abandoned else ""),
+            error,
+            extra=self._fields,
+        )
 
 
 def _error(dispatch: Dispatch, message: str) -> StepOutcome:

@@ -54,7 +54,7 @@ class WorkerPool:
         return True
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Cancel queued tasks, let running ones finish, and join the threads (up to ``timeout``)."""
+        """Cancel queued tasks, let running ones finish, join the threads (up to ``timeout``)."""
         with self._lock:
             self._closed = True
         for _ in self._threads:

@@ -131,9 +131,7 @@ class Runner:
         self._lease_owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool = WorkerPool(settings.max_concurrent_runs, settings.max_queued_runs)
         self._state = RunnerState.RUNNING
-        threading.Thread(
-            target=self._report_version, name="executor-metadata", daemon=True
-        ).start()
+        threading.Thread(target=self._report_version, name="executor-metadata", daemon=True).start()
         if settings.polling_enabled:
             self._poller = Poller(
                 self.services.workflow,
@@ -283,13 +281,19 @@ class Runner:
             return False
         started = False
         try:
-            if self.services.leases.acquire(run_id, self._lease_owner, self.settings.run_lease_ttl_s):
+            if self.services.leases.acquire(
+                run_id, self._lease_owner, self.settings.run_lease_ttl_s
+            ):
                 started = self._submit(dispatch, None)
                 if not started:
-                    log.warning("Worker pool full — run left for a later poll", extra={"run_id": run_id})
+                    log.warning(
+                        "Worker pool full — run left for a later poll", extra={"run_id": run_id}
+                    )
                     self._release_lease(run_id)
             else:
-                log.debug("Polled run skipped — leased by another process", extra={"run_id": run_id})
+                log.debug(
+                    "Polled run skipped — leased by another process", extra={"run_id": run_id}
+                )
         except ExecutorError as error:
             log.warning("Could not lease polled run: %s", error, extra={"run_id": run_id})
         finally:

@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 
-class RecordIdField(fields.Field):
+class RecordIdField(fields.Field[list[Any]]):
     """A record id as stored: a non-empty JSON array of strings and numbers."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:

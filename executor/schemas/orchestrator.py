@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from executor.domain.ids import split_record_id
 from executor.domain.outcomes import StepOutcome, StepStatus
@@ -167,8 +167,8 @@ def map_user(profile: Mapping[str, Any], run_id: str) -> StepUser:
     email = profile.get("email")
     rendering_id = profile.get("renderingId")
     tags = profile.get("tags") or {}
-    if not _is_number(user_id):
-        raise DomainValidation(f"Run {run_id}: userProfile.id is not a number")
+    if not _is_number(user_id) or not float(user_id).is_integer():
+        raise DomainValidation(f"Run {run_id}: userProfile.id is not an integer")
     if not isinstance(email, str):
         raise DomainValidation(f"Run {run_id}: userProfile.email is not a string")
     if not _is_int(rendering_id) or rendering_id < 0:
@@ -186,7 +186,7 @@ def map_user(profile: Mapping[str, Any], run_id: str) -> StepUser:
             raise DomainValidation(f"Run {run_id}: userProfile.{name} is not a string")
         strings[name] = value
     return StepUser(
-        id=int(user_id) if float(user_id).is_integer() else user_id,
+        id=int(user_id),
         email=email,
         first_name=strings["firstName"],
         last_name=strings["lastName"],
@@ -219,7 +219,9 @@ def _map_previous_step(entry: Mapping[str, Any]) -> list[Step]:
     if not isinstance(step_id, str) or not step_id:
         raise DomainValidation("A previous step has no stepName")
     original = entry.get("originalStepIndex")
-    outcome = _outcome_from_context(definition.type, step_id, entry["stepIndex"], entry.get("context"))
+    outcome = _outcome_from_context(
+        definition.type, step_id, entry["stepIndex"], entry.get("context")
+    )
     return [
         Step(
             definition=definition,
@@ -321,7 +323,7 @@ def _execution_type(step_type: StepType, raw: Any) -> ExecutionType:
     except ValueError:
         mode = None
     if mode in rule.allowed:
-        return mode  # type: ignore[return-value]
+        return mode
     if rule.coerce_unknown:
         return rule.default
     raise StepDefinitionShapeError(f"Execution type {raw!r} is not allowed for {step_type} steps")
@@ -337,7 +339,9 @@ def _optional_string(raw: Mapping[str, Any], key: str) -> str | None:
 
 
 _PRE_RECORDED_KEYS: dict[StepType, frozenset[str]] = {
-    StepType.READ_RECORD: frozenset({"selectedRecordStepId", "selectedRecordStepIndex", "fieldNames"}),
+    StepType.READ_RECORD: frozenset(
+        {"selectedRecordStepId", "selectedRecordStepIndex", "fieldNames"}
+    ),
     StepType.UPDATE_RECORD: frozenset(
         {"selectedRecordStepId", "selectedRecordStepIndex", "fieldName", "value"}
     ),
@@ -372,18 +376,18 @@ def _pre_recorded_args(step_type: StepType, raw: Any) -> PreRecordedArgs | None:
         selected_record_step_index=index,
         field_names=tuple(field_names) if field_names is not None else None,
         field_name=text("fieldName"),
-        value=known["value"] if "value" in known else UNSET,
+        value=known.get("value", UNSET),
         action_name=text("actionName"),
         relation_name=text("relationName"),
         filters=known.get("filters"),
     )
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

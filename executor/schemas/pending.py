@@ -1,4 +1,4 @@
-"""The shapes of a trigger's ``pendingData``, per step type (protocol §5.6). Every shape is closed."""
+"""Shapes of a trigger's ``pendingData`` per step type (protocol §5.6); every shape is closed."""
 
 from __future__ import annotations
 

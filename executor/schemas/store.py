@@ -236,9 +236,8 @@ def validate_step_execution(document: Any) -> StepExecutionData:
     if not isinstance(document, dict):
         raise ValidationError({"_schema": ["A step execution must be a JSON object."]})
     try:
-        step_type = StepType(document.get("type"))
+        step_type = StepType(str(document.get("type")))
     except ValueError:
         raise ValidationError({"type": ["Unknown step type."]}) from None
     ENTRY_SCHEMAS[step_type].load(document)
     return document
-

@@ -143,7 +143,9 @@ class FakeOrchestrator:
         self.frozen.set()  # set = answering; clear() freezes every request until set() again
         self._changed = threading.Condition()
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -223,7 +225,9 @@ class FakeOrchestrator:
         body = request.get_json(silent=True)
         with self._changed:
             self.requests.append(
-                RecordedRequest(request.method, request.path, dict(request.args), dict(request.headers), body)
+                RecordedRequest(
+                    request.method, request.path, dict(request.args), dict(request.headers), body
+                )
             )
         self.frozen.wait()
         for prefix, seconds in list(self._delays.items()):
@@ -241,9 +245,15 @@ class FakeOrchestrator:
             return _json(self._claim(path.rsplit("/", 1)[1]))
         if request.method == "POST" and path == f"{API}/update-step":
             return _json(self._update(body))
-        if request.method == "GET" and path.startswith(f"{API}/run/") and path.endswith("/access-check"):
+        if (
+            request.method == "GET"
+            and path.startswith(f"{API}/run/")
+            and path.endswith("/access-check")
+        ):
             run_id = path.split("/")[-2]
-            return _json({"hasAccess": self._has_access(run_id, int(request.args.get("userId", "0")))})
+            return _json(
+                {"hasAccess": self._has_access(run_id, int(request.args.get("userId", "0")))}
+            )
         if request.method == "POST" and path == f"{API}/executor-metadata":
             return _json({})
         return _json({"errors": [{"detail": "not found"}]}, 404)
@@ -261,7 +271,9 @@ class FakeOrchestrator:
 
     def _pending(self) -> list[dict[str, Any]]:
         with self._changed:
-            ready = [r for r in self.runs.values() if r.available and not r.claimed and not _awaiting(r)]
+            ready = [
+                r for r in self.runs.values() if r.available and not r.claimed and not _awaiting(r)
+            ]
             for run in ready:
                 run.claimed = True  # pending-run locks what it hands out
             return [run.envelope() for run in ready]

@@ -13,6 +13,7 @@ import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from marshmallow import ValidationError
@@ -31,6 +32,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    make_url,
     or_,
     select,
     text,
@@ -113,6 +115,9 @@ class SqlRunStore(RunStore, RunLeases):
         if self._is_postgres:
             # Two connections at least: the migration lock holds one while DDL may need another.
             return create_engine(self._url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        database = make_url(self._url).database
+        if database:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh instance folder
         engine = create_engine(self._url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from executor.domain.executions import StepExecutionData
 from executor.errors import RunStoreError
@@ -84,7 +86,7 @@ class SqlRunStore(RunStore, RunLeases):
     def __init__(self, url: str, *, schema: str | None = None) -> None:
         self._url = url
         self._is_postgres = url.startswith("postgresql")
-        self._schema = schema if self._is_postgres else None  # SQLite has no schemas
+        self._schema = (schema or "forest") if self._is_postgres else None  # SQLite has none
         self._executions, self._leases = _tables(self._schema)
         self._engine: Engine | None = None
 
@@ -121,12 +123,20 @@ class SqlRunStore(RunStore, RunLeases):
         engine = create_engine(self._url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            # The driver's own implicit transactions skip DDL; SQLAlchemy begins them instead.
+            dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            # WAL lets readers proceed while one process writes (several gunicorn workers).
-            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+            _enable_wal(cursor)
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # IMMEDIATE takes the write lock up front, waiting for it; a deferred transaction that
+            # reads then writes can instead fail at once with "database is locked".
+            immediate = conn.get_execution_options().get("sqlite_immediate", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
 
@@ -142,7 +152,7 @@ class SqlRunStore(RunStore, RunLeases):
                     self._lock_migrations(conn)
                     # The name passed the identifier rule of the configuration (§6.2).
                     conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"'))
-        with engine.begin() as conn:
+        with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             if self._is_postgres:
                 self._lock_migrations(conn)
             for table in (self._executions, self._leases):
@@ -265,6 +275,25 @@ class SqlRunStore(RunStore, RunLeases):
         table = self._leases
         with self._transaction("lease") as conn:
             conn.execute(delete(table).where(table.c.run_id == run_id, table.c.owner == owner))
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL, which lets readers proceed while one process writes.
+
+    The switch needs an exclusive lock and SQLite does not wait for it through the busy handler:
+    processes opening a fresh file at once (gunicorn workers) get "database is locked" at once.
+    The mode is stored in the file, so retrying briefly until one of them has switched it is enough.
+    """
+    for attempt in Retrying(
+        stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_S),
+        wait=wait_random(0.005, 0.05),
+        retry=retry_if_exception(
+            lambda e: isinstance(e, sqlite3.OperationalError) and "locked" in str(e)
+        ),
+        reraise=True,
+    ):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def _describe(error: SQLAlchemyError) -> str:

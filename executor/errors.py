@@ -18,6 +18,7 @@ class Category(enum.Enum):
     NOT_FOUND = "not-found"  # 404
     FORBIDDEN = "forbidden"  # 403
     UNAVAILABLE = "unavailable"  # 503
+    INTERNAL = "internal"  # 500, logged with its traceback
 
 
 class ExecutorError(Exception):
@@ -60,8 +61,10 @@ class StepDefinitionShapeError(ExecutorError):
     """A step definition fails the normalized-form checks (wrong mode, bad preRecordedArgs, ...).
 
     Per the protocol this is *not* a malformed run: a poll skips the run with a log and a trigger
-    answers 500, so it deliberately maps to no 4xx category.
+    answers 500.
     """
+
+    category = Category.INTERNAL
 
 
 class RecordIdSerialization(ExecutorError):

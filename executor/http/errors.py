@@ -77,7 +77,7 @@ def handle_validation_error(error: ValidationError) -> Response:
 
 def handle_executor_error(error: ExecutorError) -> Response:
     status = _STATUS.get(error.category)
-    if status is None:
+    if status is None:  # Category.INTERNAL
         return handle_unexpected(error)
     if error.category is Category.FORBIDDEN:
         log.warning("Forbidden: %s", error)

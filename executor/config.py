@@ -374,7 +374,9 @@ def load_settings(
             values[setting.name] = setting.parse(raw)
         except _Invalid as error:
             problems.append(f"{setting.name} {error}")
-    if not problems:
+    store_url: str | None = None
+    # Checked whenever the settings it combines are valid, so one message names every problem.
+    if all(name in values for name in _STORE_SETTINGS):
         try:
             store_url = _store_url(values, data_dir)
         except _Invalid as error:
@@ -416,6 +418,18 @@ def load_settings(
         encryption_key=values["FOREST_EXECUTOR_ENCRYPTION_KEY"],
         raw={name: value for name, value in values.items() if value is not None},
     )
+
+
+_STORE_SETTINGS = (
+    "IN_MEMORY_STORE",
+    "DATABASE_URL",
+    "DATABASE_HOST",
+    "DATABASE_NAME",
+    "DATABASE_USER",
+    "DATABASE_PASSWORD",
+    "DATABASE_PORT",
+    "DATABASE_SSL",
+)
 
 
 def _store_url(values: Mapping[str, Any], data_dir: Any) -> str | None:

@@ -44,3 +44,16 @@ class JsonValue(fields.Raw):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("allow_none", True)
         super().__init__(**kwargs)
+
+
+class LiteralTrue(fields.Field[bool]):
+    """A flag that is either absent or the JSON literal ``true`` (``skipped: true``).
+
+    ``fields.Boolean`` would also accept ``1``, ``"yes"`` or ``"true"``; since a store document is
+    kept as given, such a value would be stored and served with the wrong type.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if value is not True:
+            raise ValidationError("Must be true.")
+        return value

@@ -12,7 +12,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from executor.domain.executions import StepExecutionData
 from executor.domain.steps import StepType
-from executor.schemas.fields import JsonValue, RecordIdField, StrictString
+from executor.schemas.fields import JsonValue, LiteralTrue, RecordIdField, StrictString
 
 
 class _Closed(Schema):
@@ -49,7 +49,7 @@ class McpToolCallSchema(_Closed):
 
 
 class SkippedSchema(_Closed):
-    skipped = fields.Boolean(required=True, validate=validate.Equal(True))
+    skipped = LiteralTrue(required=True)
 
 
 class _Entry(_Closed):
@@ -87,12 +87,12 @@ class ConditionEntrySchema(_Entry):
 
 class GuidancePendingSchema(_Closed):
     userInput = StrictString()
-    aiGenerated = fields.Boolean(validate=validate.Equal(True))
+    aiGenerated = LiteralTrue()
 
 
 class GuidanceResultSchema(_Closed):
     userInput = StrictString()
-    generatedByAi = fields.Boolean(validate=validate.Equal(True))
+    generatedByAi = LiteralTrue()
 
 
 class GuidanceEntrySchema(_Entry):
@@ -127,7 +127,7 @@ class ReadRecordEntrySchema(_Entry):
 
 class UpdateResultSchema(_Closed):
     updatedValues = fields.Dict()
-    skipped = fields.Boolean(validate=validate.Equal(True))
+    skipped = LiteralTrue()
 
 
 class UpdateRecordEntrySchema(_Mutating):
@@ -159,8 +159,8 @@ class ApprovalRequestSchema(_Closed):
 
 
 class ActionResultSchema(_Closed):
-    success = fields.Boolean(validate=validate.Equal(True))
-    skipped = fields.Boolean(validate=validate.Equal(True))
+    success = LiteralTrue()
+    skipped = LiteralTrue()
     actionResult = JsonValue()
     submissionOutcome = StrictString(validate=validate.OneOf(["executed", "pending-approval"]))
     submittedValues = fields.Dict()
@@ -184,13 +184,13 @@ class LoadRelatedPendingSchema(_Closed):
     suggestedField = fields.Nested(NamedRefSchema, required=True)
     availableRecordIds = fields.List(fields.Nested(CandidateSchema), required=True)
     suggestedRecord = fields.Nested(CandidateSchema)
-    suggestNoRecord = fields.Boolean(validate=validate.Equal(True))
+    suggestNoRecord = LiteralTrue()
 
 
 class LoadRelatedResultSchema(_Closed):
     relation = fields.Nested(NamedRefSchema)
     record = fields.Nested(RecordRefSchema)
-    skipped = fields.Boolean(validate=validate.Equal(True))
+    skipped = LiteralTrue()
 
 
 class LoadRelatedEntrySchema(_Entry):
@@ -205,8 +205,8 @@ class LoadRelatedEntrySchema(_Entry):
 
 
 class McpResultSchema(_Closed):
-    success = fields.Boolean(validate=validate.Equal(True))
-    skipped = fields.Boolean(validate=validate.Equal(True))
+    success = LiteralTrue()
+    skipped = LiteralTrue()
     toolResult = JsonValue()
     formattedResponse = StrictString()
 

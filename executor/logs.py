@@ -33,7 +33,7 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"level", "message", "timestamp", "logger", …fields}`` on one line."""
+    """``{"level", "message", "timestamp", "logger", "pid", …fields}`` on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
@@ -43,6 +43,7 @@ class JsonFormatter(logging.Formatter):
                 timespec="milliseconds"
             ),
             "logger": record.name,
+            "pid": record.process,  # tells gunicorn workers apart
             **_fields(record),
         }
         if record.exc_info:
@@ -75,4 +76,6 @@ def configure_logging(level: str, fmt: str = "auto") -> None:
     handler._executor_handler = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
-    logging.getLogger("werkzeug").setLevel(max(_LEVELS[level], logging.WARNING))
+    # Libraries that log a line per request would drown the executor's own messages.
+    for noisy in ("werkzeug", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(_LEVELS[level], logging.WARNING))

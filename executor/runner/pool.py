@@ -6,6 +6,7 @@ import abc
 import logging
 import queue
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,14 @@ class WorkerPool:
         return True
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Cancel queued tasks, let running ones finish, join the threads (up to ``timeout``)."""
+        """Cancel queued tasks, let running ones finish, join the threads (``timeout`` in all)."""
         with self._lock:
             self._closed = True
         for _ in self._threads:
             self._queue.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _work(self) -> None:
         while True:

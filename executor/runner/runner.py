@@ -132,15 +132,15 @@ class Runner:
         self._pool = WorkerPool(settings.max_concurrent_runs, settings.max_queued_runs)
         self._state = RunnerState.RUNNING
         threading.Thread(target=self._report_version, name="executor-metadata", daemon=True).start()
+        self._poller = Poller(
+            self.services.workflow,
+            self.in_flight,
+            self._start_polled_chain,
+            interval_s=settings.polling_interval_s,
+            first_delay_s=settings.first_poll_delay_s,
+            backoff_max_s=settings.poll_backoff_max_s,
+        )
         if settings.polling_enabled:
-            self._poller = Poller(
-                self.services.workflow,
-                self.in_flight,
-                self._start_polled_chain,
-                interval_s=settings.polling_interval_s,
-                first_delay_s=settings.first_poll_delay_s,
-                backoff_max_s=settings.poll_backoff_max_s,
-            )
             self._poller.start()
         if self._requested_port is not None:
             self._server = self._make_server(self._requested_port)
@@ -206,11 +206,19 @@ class Runner:
             poller.stop(timeout=self.settings.stop_timeout_s)
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(timeout=0)  # running chains were given their drain time already
+            # Idle workers exit at once; chains still running had their drain time already.
+            pool.shutdown(timeout=1.0)
         try:
             self.services.run_store.close()
         except Exception:
             log.exception("Failed to close the run store")
+
+    def poll_once(self) -> None:
+        """Run one poll cycle now, in the caller's thread (also with polling disabled)."""
+        poller = self._poller
+        if self._state is not RunnerState.RUNNING or poller is None:
+            raise RunnerError(f"Cannot poll: runner is {self._state}")
+        poller.poll_once()
 
     def _report_version(self) -> None:
         try:

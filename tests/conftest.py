@@ -68,8 +68,8 @@ def make_app(orchestrator: FakeOrchestrator, tmp_path: Path) -> Iterator[Callabl
     """Build executor apps against the fake orchestrator; their runners are stopped afterwards."""
     apps: list[Flask] = []
 
-    def build(**overrides: Any) -> Flask:
-        app = create_app(base_config(orchestrator.url, **overrides))
+    def build(*, services: Any = None, **overrides: Any) -> Flask:
+        app = create_app(base_config(orchestrator.url, **overrides), services=services)
         app.config["TESTING"] = False
         apps.append(app)
         return app
@@ -77,3 +77,21 @@ def make_app(orchestrator: FakeOrchestrator, tmp_path: Path) -> Iterator[Callabl
     yield build
     for app in apps:
         executor_state(app).runner.stop()
+
+
+def services_for(orchestrator: FakeOrchestrator, steps: Any = None, store: Any = None) -> Any:
+    """Real orchestrator client and an in-memory store, with ``steps`` as the step registry."""
+    from executor.adapters.orchestrator import OrchestratorClient
+    from executor.adapters.stores.memory import MemoryRunStore
+    from executor.runner.runner import Services
+    from executor.steps.registry import StepRegistry
+
+    store = store or MemoryRunStore()
+    return Services(
+        workflow=OrchestratorClient(
+            orchestrator.url, ENV_SECRET, retry_delays_s=(0.01, 0.01, 0.01)
+        ),
+        run_store=store,
+        leases=store,
+        steps=steps or StepRegistry(),
+    )

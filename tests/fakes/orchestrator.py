@@ -139,6 +139,8 @@ class FakeOrchestrator:
         self.access: dict[tuple[str, int], bool] = {}
         self._faults: list[tuple[str, int, int]] = []  # (path prefix, status, remaining)
         self._delays: dict[str, float] = {}
+        # Replaces the update-step answer when set (e.g. to hand back a bogus next step).
+        self.update_answer: Callable[[dict[str, Any], Any], Any] | None = None
         self.frozen = threading.Event()
         self.frozen.set()  # set = answering; clear() freezes every request until set() again
         self._changed = threading.Condition()
@@ -244,7 +246,10 @@ class FakeOrchestrator:
         if request.method == "GET" and path.startswith(f"{API}/available-run/"):
             return _json(self._claim(path.rsplit("/", 1)[1]))
         if request.method == "POST" and path == f"{API}/update-step":
-            return _json(self._update(body))
+            answer = self._update(body)
+            if self.update_answer is not None:
+                answer = self.update_answer(body, answer)
+            return _json(answer)
         if (
             request.method == "GET"
             and path.startswith(f"{API}/run/")

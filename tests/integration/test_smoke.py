@@ -11,6 +11,7 @@ def test_guidance_run_awaits_then_succeeds_with_user_input(orchestrator, make_ap
     runner_of(app).start()
     assert orchestrator.wait_until(lambda: len(orchestrator.updates(42)) == 1)
     assert orchestrator.updates(42)[0]["executionStatus"] == {"type": "awaiting-input"}
+    assert runner_of(app).in_flight.wait_settled(["42"], timeout=5)  # the chain has its answer
 
     client = app.test_client()
     response = client.post(

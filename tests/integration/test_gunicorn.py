@@ -1,0 +1,212 @@
+"""gunicorn: the Runner's gunicorn mode, and ``gunicorn -w 2 wsgi:app`` end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from executor import Runner, create_app
+from executor.extension import executor_state
+from tests.conftest import AUTH_SECRET, auth_header, base_config
+from tests.fakes.orchestrator import API, ENV_SECRET, FakeOrchestrator, guidance_step
+from tests.waiting import eventually
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_runner_gunicorn_mode_serves_and_executes_in_its_workers(
+    orchestrator: FakeOrchestrator, tmp_path: Path
+) -> None:
+    config = base_config(
+        orchestrator.url,
+        IN_MEMORY_STORE=False,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'runs.sqlite3'}",
+        POLLING_ENABLED=False,
+        HTTP_WORKERS=2,
+    )
+    app = create_app(config)
+    state = executor_state(app)
+    runner = Runner(state.settings, state.services, app=app, http_port=0, server="gunicorn")
+    runner.start()
+    base = f"http://127.0.0.1:{runner.http_port}"
+    try:
+        assert httpx.get(f"{base}/health").json() == {"state": "running"}
+        orchestrator.add_run(42, [guidance_step("manual")])
+        trigger = httpx.post(
+            f"{base}/runs/42/trigger",
+            json={"pendingData": {"userInput": "from a worker"}},
+            headers=auth_header(7),
+        )
+        assert trigger.status_code == 200, trigger.text
+        assert orchestrator.wait_until(lambda: len(orchestrator.updates(42)) == 1)
+        assert orchestrator.updates(42)[0]["executionStatus"] == {"type": "success"}
+        steps = httpx.get(f"{base}/runs/42", headers=auth_header(7)).json()["steps"]
+        assert steps[0]["executionResult"] == {"userInput": "from a worker"}
+    finally:
+        runner.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/health", timeout=2)
+
+
+class Gunicorn:
+    """``gunicorn -w 2 wsgi:app`` in a child process, as an operator would run it."""
+
+    def __init__(self, orchestrator: FakeOrchestrator, tmp_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.log = tmp_path / "gunicorn.log"
+        environment = {
+            **os.environ,
+            "FOREST_ENV_SECRET": ENV_SECRET,
+            "FOREST_AUTH_SECRET": AUTH_SECRET,
+            "AGENT_URL": "http://127.0.0.1:9",
+            "FOREST_SERVER_URL": orchestrator.url,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'runs.sqlite3'}",
+            "POLLING_INTERVAL_S": "1",
+            "FIRST_POLL_DELAY_S": "0",
+            "STOP_TIMEOUT_S": "10",
+            "LOG_LEVEL": "debug",
+            **env,
+        }
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "-w",
+                    "2",
+                    "-k",
+                    "gthread",
+                    "--threads",
+                    "4",
+                    "--graceful-timeout",
+                    "20",
+                    "-b",
+                    f"127.0.0.1:{self.port}",
+                    "wsgi:app",
+                ],
+                cwd=REPO,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self.url = f"http://127.0.0.1:{self.port}"
+        assert eventually(self._healthy, timeout=30), self.log.read_text()
+
+    def _healthy(self) -> bool:
+        assert self.process.poll() is None, self.log.read_text()
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def gunicorn(orchestrator: FakeOrchestrator, tmp_path: Path) -> Iterator[Any]:
+    started: list[Gunicorn] = []
+
+    def start(**env: str) -> Gunicorn:
+        server = Gunicorn(orchestrator, tmp_path, **env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+def test_polling_workers_execute_each_run_once(
+    orchestrator: FakeOrchestrator, gunicorn: Any
+) -> None:
+    server = gunicorn()
+    for run_id in range(1, 9):
+        orchestrator.add_run(run_id, [guidance_step("fully-automated")] * 2)
+
+    # Both workers poll; the orchestrator hands a run to one poller, and leases stop the rest.
+    assert orchestrator.wait_until(
+        lambda: all(orchestrator.runs[str(r)].history[-1].get("context") for r in range(1, 9)),
+        timeout=30,
+    ), server.log.read_text()
+    for run_id in range(1, 9):
+        indexes = [u["stepUpdate"]["stepIndex"] for u in orchestrator.updates(run_id)]
+        assert indexes == [0], (run_id, indexes)
+    assert server.terminate() == 0
+
+
+def test_a_run_in_flight_answers_400_whichever_worker_is_asked(
+    orchestrator: FakeOrchestrator, gunicorn: Any
+) -> None:
+    server = gunicorn(POLLING_ENABLED="false")
+    orchestrator.add_run(42, [guidance_step("manual")])
+    orchestrator.delay(f"{API}/update-step", 1.5)  # keeps the run in flight while we knock
+    barrier = threading.Barrier(8)
+    answers: list[tuple[int, dict[str, Any]]] = []
+    lock = threading.Lock()
+
+    def knock() -> None:
+        barrier.wait()
+        with httpx.Client() as client:  # one connection each: the workers share the load
+            response = client.post(f"{server.url}/runs/42/trigger", headers=auth_header(7))
+        with lock:
+            answers.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=knock) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(code for code, _ in answers) == [200] + [400] * 7, answers
+    assert {body["error"] for code, body in answers if code == 400} == {
+        "This step is already running."
+    }
+    assert orchestrator.wait_until(lambda: len(orchestrator.updates(42)) == 1, timeout=10)
+    assert orchestrator.count(f"{API}/available-run/42") == 1
+
+
+def test_sigterm_drains_the_run_in_flight_and_exits_0(
+    orchestrator: FakeOrchestrator, gunicorn: Any
+) -> None:
+    server = gunicorn(POLLING_ENABLED="false")
+    orchestrator.add_run(42, [guidance_step("manual")])
+    orchestrator.delay(f"{API}/update-step", 3.0)  # longer than a gthread worker takes to exit
+    response = httpx.post(f"{server.url}/runs/42/trigger", headers=auth_header(7))
+    assert response.status_code == 200
+    assert orchestrator.wait_until(lambda: orchestrator.count(f"{API}/update-step") == 1)
+
+    assert server.terminate() == 0
+    records = [json.loads(line) for line in server.log.read_text().splitlines() if line[:1] == "{"]
+    chain_pid = next(r["pid"] for r in records if r["message"].startswith("Chain completed"))
+    worker = [r["message"] for r in records if r["pid"] == chain_pid]
+    # The worker that ran the chain did not stop before the chain had its answer.
+    completed = next(i for i, m in enumerate(worker) if m.startswith("Chain completed"))
+    assert completed < worker.index("Executor stopped")
+    assert "Executor draining" in worker
+    assert not any(r["message"].startswith("Drain timeout") for r in records)

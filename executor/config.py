@@ -191,7 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("HTTP_HOST", _non_empty, "0.0.0.0", "Interface the CLI's HTTP server binds."),
     Setting(
         "HTTP_PORT",
-        _number(integer=True, minimum=0),
+        _number(integer=True, minimum=0, env_minimum=0),
         3400,
         "Port the CLI's HTTP server binds (`0`: any free port).",
     ),

@@ -287,20 +287,27 @@ def test_invalid_value_in_instance_config_is_reported(tmp_path: Path) -> None:
 # --- numbers ------------------------------------------------------------------------------------
 
 
+_NUMERIC = [
+    "POLLING_INTERVAL_S",
+    "STEP_TIMEOUT_S",
+    "AI_INVOKE_TIMEOUT_S",
+    "STOP_TIMEOUT_S",
+    "SCHEMA_CACHE_TTL_S",
+    "MAX_CHAIN_DEPTH",
+    "DATABASE_PORT",
+    "HTTP_PORT",
+]
+
+
 @pytest.mark.parametrize(
-    "name",
+    ("name", "text"),
     [
-        "POLLING_INTERVAL_S",
-        "STEP_TIMEOUT_S",
-        "AI_INVOKE_TIMEOUT_S",
-        "STOP_TIMEOUT_S",
-        "SCHEMA_CACHE_TTL_S",
-        "MAX_CHAIN_DEPTH",
-        "DATABASE_PORT",
-        "HTTP_PORT",
+        (name, text)
+        for name in _NUMERIC
+        for text in ["0", "-1", "1.5", "abc", "-0", "12abc", "1 2"]
+        if (name, text) != ("HTTP_PORT", "0")  # HTTP_PORT=0 asks for any free port
     ],
 )
-@pytest.mark.parametrize("text", ["0", "-1", "1.5", "abc", "-0", "12abc", "1 2"])
 def test_environment_numbers_must_be_positive_integers(name: str, text: str) -> None:
     message = config_error(environ={name: text})
 
@@ -326,6 +333,10 @@ def test_environment_positive_integers_are_parsed(name: str, attribute: str) -> 
     value = getattr(settings, attribute)
     assert value == 17
     assert type(value) is int
+
+
+def test_http_port_zero_from_the_environment_means_any_free_port() -> None:
+    assert load(environ={"HTTP_PORT": "0"}).http_port == 0
 
 
 def test_programmatic_fractional_seconds_are_accepted() -> None:

@@ -141,6 +141,7 @@ class FakeOrchestrator:
         self._delays: dict[str, float] = {}
         # Replaces the update-step answer when set (e.g. to hand back a bogus next step).
         self.update_answer: Callable[[dict[str, Any], Any], Any] | None = None
+        self.access_answer: Any = None  # replaces the access-check body when not None
         self.frozen = threading.Event()
         self.frozen.set()  # set = answering; clear() freezes every request until set() again
         self._changed = threading.Condition()
@@ -255,10 +256,11 @@ class FakeOrchestrator:
             and path.startswith(f"{API}/run/")
             and path.endswith("/access-check")
         ):
+            if self.access_answer is not None:
+                return _json(self.access_answer)
             run_id = path.split("/")[-2]
-            return _json(
-                {"hasAccess": self._has_access(run_id, int(request.args.get("userId", "0")))}
-            )
+            user_id = int(request.args.get("userId", "0"))
+            return _json({"hasAccess": self._has_access(run_id, user_id)})
         if request.method == "POST" and path == f"{API}/executor-metadata":
             return _json({})
         return _json({"errors": [{"detail": "not found"}]}, 404)

@@ -11,7 +11,7 @@ from executor.config import instance_path_override, load_settings
 from executor.extension import WorkflowExecutor
 from executor.http.errors import register_error_handlers
 from executor.http.runs import add_version_header, limit_body_and_authenticate
-from executor.runner.runner import Services
+from executor.runner.services import Services
 
 
 def create_app(

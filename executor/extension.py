@@ -14,7 +14,7 @@ from executor.config import Settings, load_settings
 from executor.http.health import health
 from executor.http.runs import EXTENSION_KEY, runs
 from executor.runner import Runner
-from executor.runner.runner import Services
+from executor.runner.services import Services
 from executor.steps.registry import StepRegistry
 
 

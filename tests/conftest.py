@@ -83,7 +83,7 @@ def services_for(orchestrator: FakeOrchestrator, steps: Any = None, store: Any =
     """Real orchestrator client and an in-memory store, with ``steps`` as the step registry."""
     from executor.adapters.orchestrator import OrchestratorClient
     from executor.adapters.stores.memory import MemoryRunStore
-    from executor.runner.runner import Services
+    from executor.runner.services import Services
     from executor.steps.registry import StepRegistry
 
     store = store or MemoryRunStore()

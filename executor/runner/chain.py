@@ -7,8 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from executor.domain.outcomes import StepOutcome, StepStatus
 from executor.domain.runs import Dispatch
@@ -19,29 +18,15 @@ from executor.errors import (
     StepTimeout,
     WorkflowPortError,
 )
-from executor.ports import RunLeases, RunStore, WorkflowPort
 from executor.runner.inflight import InFlightRegistry
 from executor.runner.pool import Task
+from executor.runner.services import Services
 from executor.steps.base import StepContext
-from executor.steps.registry import StepRegistry
+
+if TYPE_CHECKING:
+    from executor.config import Settings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ChainSettings:
-    step_timeout_s: float
-    max_chain_depth: int
-    lease_ttl_s: float
-
-
-@dataclass(frozen=True)
-class ChainServices:
-    workflow: WorkflowPort
-    run_store: RunStore
-    leases: RunLeases
-    steps: StepRegistry
-    in_flight: InFlightRegistry
 
 
 def step_log_fields(dispatch: Dispatch) -> dict[str, Any]:
@@ -67,8 +52,9 @@ class Chain(Task):
         first: Dispatch,
         *,
         pending_data: Any,
-        services: ChainServices,
-        settings: ChainSettings,
+        services: Services,
+        in_flight: InFlightRegistry,
+        settings: Settings,
         lease_owner: str,
         is_draining: Callable[[], bool],
     ) -> None:
@@ -76,6 +62,7 @@ class Chain(Task):
         self._first = first
         self._pending_data = pending_data
         self._services = services
+        self._in_flight = in_flight
         self._settings = settings
         self._lease_owner = lease_owner
         self._is_draining = is_draining
@@ -97,7 +84,7 @@ class Chain(Task):
             # The lease runs out by itself; another process can take the run after its TTL.
             log.warning("Could not release run lease: %s", error, extra={"run_id": self.run_id})
         finally:
-            self._services.in_flight.unregister(self.run_id)
+            self._in_flight.unregister(self.run_id)
 
     # --- the chain loop -------------------------------------------------------------------------
 
@@ -181,7 +168,7 @@ class Chain(Task):
         )
         worker.start()
         deadline = started + self._settings.step_timeout_s
-        renew_every = self._settings.lease_ttl_s / 3
+        renew_every = self._settings.run_lease_ttl_s / 3
         while not attempt.done.wait(max(0.0, min(renew_every, deadline - time.monotonic()))):
             if time.monotonic() >= deadline:
                 attempt.abandon()
@@ -205,7 +192,7 @@ class Chain(Task):
     def _renew_lease(self) -> None:
         try:
             self._services.leases.renew(
-                [self.run_id], self._lease_owner, self._settings.lease_ttl_s
+                [self.run_id], self._lease_owner, self._settings.run_lease_ttl_s
             )
         except ExecutorError as error:
             log.warning("Could not renew run lease: %s", error, extra={"run_id": self.run_id})

@@ -10,11 +10,11 @@ import socket
 import threading
 import typing as t
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from executor.domain.runs import Dispatch
 from executor.errors import (
+    Category,
     ExecutorBusy,
     ExecutorError,
     MalformedRunError,
@@ -22,13 +22,12 @@ from executor.errors import (
     RunNotFound,
     UserMismatch,
 )
-from executor.ports import RunLeases, RunStore, WorkflowPort
-from executor.runner.chain import Chain, ChainServices, ChainSettings
+from executor.runner.chain import Chain
 from executor.runner.inflight import InFlightRegistry
 from executor.runner.poller import Poller
 from executor.runner.pool import WorkerPool
+from executor.runner.services import Services
 from executor.servers import GunicornServer, WerkzeugServer
-from executor.steps.registry import StepRegistry
 from executor.version import __version__
 
 if t.TYPE_CHECKING:
@@ -50,17 +49,7 @@ class RunnerError(ExecutorError):
     """The runner could not start, or is not in a state to accept work."""
 
     user_message = "The executor is not accepting work right now. Please try again in a moment."
-    category = ExecutorBusy.category
-
-
-@dataclass(frozen=True)
-class Services:
-    """The ports a runner works with."""
-
-    workflow: WorkflowPort
-    run_store: RunStore
-    leases: RunLeases
-    steps: StepRegistry
+    category = Category.UNAVAILABLE
 
 
 class Runner:
@@ -316,18 +305,9 @@ class Runner:
         chain = Chain(
             dispatch,
             pending_data=pending_data,
-            services=ChainServices(
-                workflow=self.services.workflow,
-                run_store=self.services.run_store,
-                leases=self.services.leases,
-                steps=self.services.steps,
-                in_flight=self.in_flight,
-            ),
-            settings=ChainSettings(
-                step_timeout_s=self.settings.step_timeout_s,
-                max_chain_depth=self.settings.max_chain_depth,
-                lease_ttl_s=self.settings.run_lease_ttl_s,
-            ),
+            services=self.services,
+            in_flight=self.in_flight,
+            settings=self.settings,
             lease_owner=self._lease_owner,
             is_draining=lambda: self._state is not RunnerState.RUNNING,
         )

@@ -25,7 +25,7 @@ from executor.domain.outcomes import StepOutcome
 from executor.domain.runs import Dispatch
 from executor.errors import RunStoreError
 from executor.extension import executor_state
-from executor.runner.runner import Services
+from executor.runner.services import Services
 from executor.steps.registry import StepRegistry
 from tests.conftest import AUTH_SECRET, auth_header, base_config, make_token
 from tests.fakes.orchestrator import (

@@ -61,7 +61,8 @@ def _gunicorn_child(
     from gunicorn.app.base import BaseApplication
 
     from executor.app import create_app
-    from executor.extension import runner_of
+    from executor.extension import executor_state, runner_of
+    from executor.logs import configure_logging
 
     def when_ready(server: t.Any) -> None:  # in the arbiter, after bind
         ready.send(server.LISTENERS[0].getsockname()[1])
@@ -87,7 +88,10 @@ def _gunicorn_child(
                     self.cfg.set(key, value)
 
         def load(self) -> t.Any:
-            return create_app(config)
+            app = create_app(config)
+            settings = executor_state(app).settings
+            configure_logging(settings.log_level, settings.log_format)
+            return app
 
     Application().run()
 

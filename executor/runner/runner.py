@@ -300,7 +300,8 @@ class Runner:
 
     def _submit(self, dispatch: Dispatch, pending_data: Any) -> bool:
         pool = self._pool
-        if pool is None:
+        # A poll or trigger that was already past its own checks when a stop began adds nothing.
+        if pool is None or self._state is not RunnerState.RUNNING:
             return False
         chain = Chain(
             dispatch,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from executor.domain.executions import StepExecutionData
 from executor.domain.steps import StepType
@@ -81,6 +81,15 @@ class ConditionEntrySchema(_Entry):
     executionParams = fields.Nested(ConditionParamsSchema, required=True)
     executionResult = fields.Nested(ConditionResultSchema)
 
+    @validates_schema
+    def _result_matches_answer(self, data: dict[str, Any], **_: Any) -> None:
+        answer = data["executionParams"]["answer"]
+        result = data.get("executionResult")
+        if answer is None and result is not None:
+            raise ValidationError({"executionResult": ["Absent when the answer is null."]})
+        if answer is not None and result is not None and result["answer"] != answer:
+            raise ValidationError({"executionResult": ["Must repeat the answer."]})
+
 
 # --- guidance -----------------------------------------------------------------------------------
 
@@ -107,6 +116,11 @@ class ReadFieldResultSchema(NamedRefSchema):
     value = JsonValue()
     error = StrictString()
 
+    @validates_schema
+    def _value_or_error(self, data: dict[str, Any], **_: Any) -> None:
+        if ("value" in data) == ("error" in data):
+            raise ValidationError("A field result has either a value or an error.")
+
 
 class ReadParamsSchema(_Closed):
     fields_ = fields.List(fields.Nested(NamedRefSchema), required=True, data_key="fields")
@@ -125,7 +139,24 @@ class ReadRecordEntrySchema(_Entry):
 # --- update-record ------------------------------------------------------------------------------
 
 
-class UpdateResultSchema(_Closed):
+class _SkippedOrDone(_Closed):
+    """Either exactly ``{"skipped": true}`` (the user declined) or the result of the work."""
+
+    done_keys: tuple[str, ...] = ()
+
+    @validates_schema
+    def _one_variant(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("skipped"):
+            if len(data) != 1:
+                raise ValidationError("A skipped result has no other keys.")
+            return
+        missing = [key for key in self.done_keys if key not in data]
+        if missing:
+            raise ValidationError({key: ["Missing data for required field."] for key in missing})
+
+
+class UpdateResultSchema(_SkippedOrDone):
+    done_keys = ("updatedValues",)
     updatedValues = fields.Dict()
     skipped = LiteralTrue()
 
@@ -158,7 +189,8 @@ class ApprovalRequestSchema(_Closed):
     id = StrictString(required=True, non_empty=True)
 
 
-class ActionResultSchema(_Closed):
+class ActionResultSchema(_SkippedOrDone):
+    done_keys = ("success",)
     success = LiteralTrue()
     skipped = LiteralTrue()
     actionResult = JsonValue()
@@ -187,7 +219,8 @@ class LoadRelatedPendingSchema(_Closed):
     suggestNoRecord = LiteralTrue()
 
 
-class LoadRelatedResultSchema(_Closed):
+class LoadRelatedResultSchema(_SkippedOrDone):
+    done_keys = ("relation", "record")
     relation = fields.Nested(NamedRefSchema)
     record = fields.Nested(RecordRefSchema)
     skipped = LiteralTrue()
@@ -204,7 +237,8 @@ class LoadRelatedEntrySchema(_Entry):
 # --- mcp ----------------------------------------------------------------------------------------
 
 
-class McpResultSchema(_Closed):
+class McpResultSchema(_SkippedOrDone):
+    done_keys = ("success", "toolResult")
     success = LiteralTrue()
     skipped = LiteralTrue()
     toolResult = JsonValue()

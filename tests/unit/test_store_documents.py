@@ -560,3 +560,49 @@ def test_wire_form_fails_when_an_id_part_contains_a_pipe() -> None:
 
     with pytest.raises(RecordIdSerialization):
         step_execution_to_wire(document)
+
+
+# --- validation: one variant at a time ----------------------------------------------------------
+
+
+def test_a_condition_result_repeats_the_answer_and_exists_only_with_one() -> None:
+    assert "executionResult" in rejected(valid("condition", executionResult={"answer": "No"}))
+    undecided = valid("condition-undecided", executionResult={"answer": "Yes"})
+    assert "executionResult" in rejected(undecided)
+
+
+@pytest.mark.parametrize(
+    "field_result",
+    [
+        {"name": "tier", "displayName": "Tier"},
+        {"name": "tier", "displayName": "Tier", "value": "gold", "error": "Not readable"},
+    ],
+    ids=["neither", "both"],
+)
+def test_a_read_field_has_either_a_value_or_an_error(field_result: dict[str, Any]) -> None:
+    document = valid("read-record", executionResult={"fields": [field_result]})
+    assert "executionResult" in rejected(document)
+
+
+@pytest.mark.parametrize(
+    ("name", "result"),
+    [
+        ("update-record", {}),
+        ("update-record", {"skipped": True, "updatedValues": {"tier": "gold"}}),
+        ("trigger-action", {"actionResult": {"ok": True}}),
+        ("trigger-action", {"skipped": True, "success": True}),
+        ("load-related-record", {"relation": ORDERS}),
+        ("load-related-record", {"skipped": True, "relation": ORDERS}),
+        ("mcp", {"success": True}),
+        ("mcp", {"skipped": True, "success": True, "toolResult": None}),
+    ],
+)
+def test_a_result_is_either_skipped_or_done_never_both_nor_half(
+    name: str, result: dict[str, Any]
+) -> None:
+    assert "executionResult" in rejected(valid(name, executionResult=result))
+
+
+def test_a_done_mcp_result_may_carry_a_null_tool_result() -> None:
+    document = valid("mcp", executionResult={"success": True, "toolResult": None})
+    assert validate_step_execution(document) is document

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,18 +16,12 @@ import pytest
 
 from executor import Runner, create_app
 from executor.extension import executor_state
-from tests.conftest import AUTH_SECRET, auth_header, base_config
-from tests.fakes.orchestrator import API, ENV_SECRET, FakeOrchestrator, guidance_step
+from tests.conftest import auth_header, base_config
+from tests.fakes.orchestrator import API, FakeOrchestrator, guidance_step
+from tests.processes import REPO, executor_environment, free_port
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_runner_gunicorn_mode_serves_and_executes_in_its_workers(
@@ -72,19 +64,9 @@ class Gunicorn:
     def __init__(self, orchestrator: FakeOrchestrator, tmp_path: Path, **env: str) -> None:
         self.port = free_port()
         self.log = tmp_path / "gunicorn.log"
-        environment = {
-            **os.environ,
-            "FOREST_ENV_SECRET": ENV_SECRET,
-            "FOREST_AUTH_SECRET": AUTH_SECRET,
-            "AGENT_URL": "http://127.0.0.1:9",
-            "FOREST_SERVER_URL": orchestrator.url,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'runs.sqlite3'}",
-            "POLLING_INTERVAL_S": "1",
-            "FIRST_POLL_DELAY_S": "0",
-            "STOP_TIMEOUT_S": "10",
-            "LOG_LEVEL": "debug",
-            **env,
-        }
+        environment = executor_environment(
+            orchestrator, tmp_path, STOP_TIMEOUT_S="10", LOG_LEVEL="debug", **env
+        )
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [

@@ -16,35 +16,12 @@ import httpx
 import pytest
 
 from executor import __version__
-from tests.conftest import AUTH_SECRET, auth_header
-from tests.fakes.orchestrator import API, ENV_SECRET, FakeOrchestrator, guidance_step
-from tests.integration.test_gunicorn import free_port
+from tests.conftest import auth_header
+from tests.fakes.orchestrator import API, FakeOrchestrator, guidance_step
+from tests.processes import REPO, executor_environment, free_port
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
-
-
-def environment(orchestrator: FakeOrchestrator, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("FOREST_", "DATABASE_", "FLASK_", "WERKZEUG_"))
-    }
-    env.update(
-        {
-            "FOREST_ENV_SECRET": ENV_SECRET,
-            "FOREST_AUTH_SECRET": AUTH_SECRET,
-            "AGENT_URL": "http://127.0.0.1:9",
-            "FOREST_SERVER_URL": orchestrator.url,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'runs.sqlite3'}",
-            "POLLING_INTERVAL_S": "1",
-            "FIRST_POLL_DELAY_S": "0",
-            "LOG_FORMAT": "json",
-            **extra,
-        }
-    )
-    return env
 
 
 class Process:
@@ -115,7 +92,7 @@ def test_bad_settings_stop_start_up_with_one_clear_message(tmp_path: Path) -> No
 def test_the_cli_serves_then_drains_on_sigterm_and_exits_0(
     orchestrator: FakeOrchestrator, tmp_path: Path, processes: list[Process]
 ) -> None:
-    env = environment(orchestrator, tmp_path, HTTP_HOST="127.0.0.1", HTTP_PORT="0")
+    env = executor_environment(orchestrator, tmp_path, HTTP_HOST="127.0.0.1", HTTP_PORT="0")
     cli = Process([sys.executable, "-m", "executor", "serve"], env, tmp_path / "cli.log")
     processes.append(cli)
     assert cli.logged(lambda ms: any(m.startswith("Listening on") for m in ms)), cli.log.read_text()
@@ -140,7 +117,7 @@ def test_the_cli_serves_then_drains_on_sigterm_and_exits_0(
 def test_sigint_also_drains_and_exits_0(
     orchestrator: FakeOrchestrator, tmp_path: Path, processes: list[Process]
 ) -> None:
-    env = environment(orchestrator, tmp_path, HTTP_HOST="127.0.0.1", HTTP_PORT="0")
+    env = executor_environment(orchestrator, tmp_path, HTTP_HOST="127.0.0.1", HTTP_PORT="0")
     cli = Process([sys.executable, "-m", "executor"], env, tmp_path / "cli.log")
     processes.append(cli)
     assert cli.logged(lambda ms: "Executor 0.1.0 running" in ms), cli.log.read_text()
@@ -157,7 +134,9 @@ def test_a_busy_port_fails_the_cli_with_exit_1(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = environment(orchestrator, tmp_path, HTTP_HOST="127.0.0.1", HTTP_PORT=str(port))
+        env = executor_environment(
+            orchestrator, tmp_path, HTTP_HOST="127.0.0.1", HTTP_PORT=str(port)
+        )
         result = subprocess.run(
             [sys.executable, "-m", "executor"],
             capture_output=True,
@@ -174,7 +153,7 @@ def test_flask_run_with_the_reloader_starts_one_runner(
     orchestrator: FakeOrchestrator, tmp_path: Path, processes: list[Process]
 ) -> None:
     port = free_port()
-    env = environment(orchestrator, tmp_path)
+    env = executor_environment(orchestrator, tmp_path)
     flask = Process(
         [sys.executable, "-m", "flask", "--app", "wsgi", "run", "--reload", "--port", str(port)],
         env,
@@ -201,7 +180,7 @@ def test_flask_run_with_the_reloader_starts_one_runner(
 def test_flask_commands_other_than_run_start_no_runner(
     orchestrator: FakeOrchestrator, tmp_path: Path
 ) -> None:
-    env = environment(orchestrator, tmp_path)
+    env = executor_environment(orchestrator, tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", "routes"],
         capture_output=True,

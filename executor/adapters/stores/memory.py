@@ -22,10 +22,10 @@ class MemoryRunStore(RunStore, RunLeases):
         self._leases: dict[str, tuple[str, float]] = {}
 
     def init(self) -> None:
-        pass  # nothing to open
+        """Nothing to open: the entries live in this object."""
 
     def close(self) -> None:
-        pass  # entries outlive a runner restart, as they would in a database
+        """Nothing to release: entries outlive a runner restart, as they would in a database."""
 
     def get_step_executions(self, run_id: str) -> list[StepExecutionData]:
         with self._lock:

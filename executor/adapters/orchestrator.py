@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json as _json
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_chain,
-    wait_fixed,
-)
 
+from executor.adapters.http import (
+    PROTOCOL_RETRY_DELAYS_S,
+    TRANSIENT_STATUSES,
+    HttpError,
+    JsonHttpClient,
+)
+from executor.domain.collections import CollectionSchema
 from executor.domain.outcomes import StepOutcome, StepStatus
 from executor.domain.runs import Dispatch, MalformedRun, PendingRuns
 from executor.domain.steps import OutcomeType
@@ -28,20 +25,13 @@ from executor.errors import (
     WorkflowPortError,
 )
 from executor.ports import WorkflowPort
+from executor.schemas.collection import map_collection_schema
 from executor.schemas.orchestrator import malformed_run, map_run, update_step_body
 
 log = logging.getLogger(__name__)
 
 API = "/api/workflow-orchestrator"
 REQUEST_TIMEOUT_S = 10.0
-MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-
-T = TypeVar("T")
-
-
-def _is_transient(error: BaseException) -> bool:
-    return isinstance(error, WorkflowPortError) and error.status in _TRANSIENT_STATUSES
 
 
 class OrchestratorClient(WorkflowPort):
@@ -53,16 +43,16 @@ class OrchestratorClient(WorkflowPort):
         env_secret: str,
         *,
         timeout_s: float = REQUEST_TIMEOUT_S,
-        retry_delays_s: tuple[float, ...] = (0.1, 0.5, 2.0),
+        retry_delays_s: tuple[float, ...] = PROTOCOL_RETRY_DELAYS_S,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/"),
-            headers={"forest-secret-key": env_secret, "content-type": "application/json"},
-            timeout=timeout_s,
+        self._http = JsonHttpClient(
+            base_url,
+            headers={"forest-secret-key": env_secret},
+            timeout_s=timeout_s,
+            retry_delays_s=retry_delays_s,
             transport=transport,
         )
-        self._retry_delays_s = retry_delays_s
 
     # --- WorkflowPort ---------------------------------------------------------------------------
 
@@ -158,8 +148,18 @@ class OrchestratorClient(WorkflowPort):
             retried=True,
         )
 
+    def get_collection_schema(self, run_id: str, collection_name: str) -> CollectionSchema:
+        payload = self._request(
+            "GET",
+            f"{API}/collection-schema/{quote(collection_name, safe='')}",
+            params={"runId": run_id},
+            operation="collection-schema",
+            retried=True,
+        )
+        return map_collection_schema(payload)  # DomainValidation when it breaks the rules
+
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -186,67 +186,14 @@ class OrchestratorClient(WorkflowPort):
         json: Any = None,
         params: dict[str, str] | None = None,
     ) -> Any:
-        def attempt() -> Any:
-            return self._send(method, path, json=json, params=params)
-
-        if not retried:
-            return attempt()
-        return self._with_retries(attempt, operation)
-
-    def _with_retries(self, attempt: Callable[[], T], operation: str) -> T:
-        def warn(state: RetryCallState) -> None:
-            log.warning('"%s" failed, retrying', operation)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(len(self._retry_delays_s) + 1),
-            wait=wait_chain(*(wait_fixed(d) for d in self._retry_delays_s)),
-            retry=retry_if_exception(_is_transient),
-            before_sleep=warn,
-            reraise=True,
-        )
-        return retrying(attempt)
-
-    def _send(self, method: str, path: str, *, json: Any, params: dict[str, str] | None) -> Any:
         try:
-            with self._client.stream(method, path, json=json, params=params) as response:
-                body = _read_bounded(response)
-        except httpx.TimeoutException as error:
-            raise WorkflowPortError(f"{method} {path} timed out", status=408) from error
-        except httpx.HTTPError as error:
-            raise WorkflowPortError(f"{method} {path} failed: {error}") from error
-        if not response.is_success:
-            raise WorkflowPortError(
-                f"{method} {path} answered {response.status_code}: {_server_detail(body)}",
-                status=response.status_code,
+            return self._http.request(
+                method,
+                path,
+                operation=operation,
+                json_body=json,
+                params=params,
+                retry_on=TRANSIENT_STATUSES if retried else (),
             )
-        if not body.strip():
-            return None
-        try:
-            return _json.loads(body)
-        except ValueError as error:
-            raise WorkflowPortError(f"{method} {path} answered invalid JSON") from error
-
-
-def _read_bounded(response: httpx.Response) -> bytes:
-    """Read the body, refusing one larger than any sane orchestrator answer."""
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise WorkflowPortError(
-                f"{response.request.method} {response.request.url.path} answered more than "
-                f"{MAX_RESPONSE_BYTES} bytes"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _server_detail(body: bytes) -> str:
-    """The orchestrator's own message (``errors[0].detail``) when it sent one."""
-    try:
-        payload = _json.loads(body)
-        detail = payload["errors"][0]["detail"]
-        return str(detail)[:200]
-    except Exception:
-        return "(no detail)"
+        except HttpError as error:
+            raise WorkflowPortError(str(error), status=error.status) from error

@@ -183,7 +183,7 @@ def test_a_non_json_or_oversized_answer_is_an_unavailable_error(
     orchestrator: FakeOrchestrator, client: OrchestratorClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     orchestrator.update_answer = lambda body, answer: "x" * 2048
-    monkeypatch.setattr("executor.adapters.orchestrator.MAX_RESPONSE_BYTES", 1024)
+    monkeypatch.setattr("executor.adapters.http.MAX_RESPONSE_BYTES", 1024)
     with pytest.raises(WorkflowPortError, match="more than 1024 bytes"):
         client.report_outcome("1", outcome())
 

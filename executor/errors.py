@@ -150,3 +150,132 @@ class MalformedRunError(ExecutorError):
     def __init__(self, run: object, user_message: str, technical_message: str):
         super().__init__(technical_message, user_message=user_message)
         self.run = run
+
+
+# --- Record steps -------------------------------------------------------------------------------
+
+
+class AgentPortError(ExecutorError):
+    """The agent could not be reached or answered with an error."""
+
+    user_message = "An error occurred while accessing your data. Please try again."
+
+    def __init__(self, technical_message: str, *, status: int | None = None):
+        super().__init__(technical_message)
+        self.status = status
+
+
+class AgentProbeError(ExecutorError):
+    """The agent did not answer the start-up probe; the runner does not start."""
+
+    category = Category.UNAVAILABLE
+
+    def __init__(self, message: str):
+        super().__init__(message, user_message=message)
+
+
+class RecordNotFound(ExecutorError):
+    user_message = "The record no longer exists. It may have been deleted."
+
+
+class NoRecords(ExecutorError):
+    user_message = "No records available"
+
+
+class NoReadableFields(ExecutorError):
+    user_message = "This record type has no readable fields configured in Forest Admin."
+
+
+class NoResolvedFields(ExecutorError):
+    user_message = (
+        "The AI selected fields that don't exist on this record. Try rephrasing the step's prompt."
+    )
+
+
+class NoWritableFields(ExecutorError):
+    user_message = "This record type has no editable fields configured in Forest Admin."
+
+
+class FieldNotFound(ExecutorError):
+    user_message = (
+        "The AI selected a field that doesn't exist on this record. Try rephrasing the step's "
+        "prompt."
+    )
+
+
+class FieldTypeMissing(ExecutorError):
+    user_message = (
+        "This field can't be updated because its type is missing from the schema. Contact your "
+        "administrator if the problem persists."
+    )
+
+
+class NoActions(ExecutorError):
+    user_message = "No actions are available on this record."
+
+
+class ActionNotFound(ExecutorError):
+    user_message = (
+        "The AI selected an action that doesn't exist on this record. Try rephrasing the step's "
+        "prompt."
+    )
+
+
+class ActionFormValidation(ExecutorError):
+    user_message = "The submitted form values were rejected. Please review the form and try again."
+
+
+class ActionRequiresApproval(ExecutorError):
+    user_message = "This action requires an approval. Please review and submit it manually."
+
+
+class ApprovalRequestCreation(ExecutorError):
+    user_message = (
+        "This action requires an approval, but the approval request could not be created. "
+        "Please retry."
+    )
+
+
+class NoRelationshipFields(ExecutorError):
+    user_message = "This record type has no relations configured in Forest Admin."
+
+
+class RelationNotFound(ExecutorError):
+    user_message = (
+        "The AI selected a relation that doesn't exist on this record. Try rephrasing the step's "
+        "prompt."
+    )
+
+
+class RelatedRecordNotFound(ExecutorError):
+    user_message = "The related record could not be found. It may have been deleted."
+
+
+class SourceRecordMissing(ExecutorError):
+    def __init__(self, technical_message: str, *, source_title: str | None):
+        if source_title:
+            message = (
+                f'This step uses "{source_title}" as its source, but that step didn\'t load any '
+                "record."
+            )
+        else:
+            message = (
+                "This step uses its source step as its source, but that step didn't load any "
+                "record."
+            )
+        super().__init__(technical_message, user_message=message)
+
+
+class InvalidPreRecordedArgs(ExecutorError):
+    user_message = "The pre-configured step parameters are invalid"
+
+
+class ActivityLogCreation(ExecutorError):
+    user_message = (
+        "Could not record this step in the audit log. Please try again, or contact your "
+        "administrator if the problem persists."
+    )
+
+
+class InvalidAIResponse(ExecutorError):
+    user_message = "The AI made an unexpected choice. Try rephrasing the step's prompt."

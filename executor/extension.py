@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 from flask import Flask
 
+from executor.adapters.agent import AgentClient
+from executor.adapters.forest_server import ActivityLogClient, ApprovalClient
 from executor.adapters.orchestrator import OrchestratorClient
 from executor.adapters.stores.memory import MemoryRunStore
 from executor.adapters.stores.sql import SqlRunStore
@@ -39,6 +41,9 @@ def build_services(settings: Settings) -> Services:
         run_store=store,
         leases=store,
         steps=StepRegistry(),
+        agent=AgentClient(settings.agent_url, settings.forest_auth_secret),
+        activity_log=ActivityLogClient(settings.forest_server_url),
+        approvals=ApprovalClient(settings.forest_server_url),
     )
 
 

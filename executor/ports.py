@@ -6,11 +6,21 @@ Adapters (``executor.adapters``) implement them over real I/O; tests may use in-
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
+from executor.domain.collections import ActionSchema, CollectionSchema
 from executor.domain.executions import StepExecutionData
+from executor.domain.ids import RecordId
 from executor.domain.outcomes import StepOutcome
-from executor.domain.runs import Dispatch, MalformedRun, PendingRuns
+from executor.domain.records import (
+    ActionForm,
+    ActivityLogEntry,
+    ActivityLogHandle,
+    RecordData,
+    RelatedRecord,
+)
+from executor.domain.runs import Dispatch, MalformedRun, PendingRuns, StepUser
 
 
 class RunStore(abc.ABC):
@@ -100,5 +110,140 @@ class WorkflowPort(abc.ABC):
     def report_executor_metadata(self, version: str) -> None:
         """Tell the orchestrator which executor version is running."""
 
+    @abc.abstractmethod
+    def get_collection_schema(self, run_id: str, collection_name: str) -> CollectionSchema:
+        """The collection's schema as the run's rendering sees it."""
+
     def close(self) -> None:  # noqa: B027 - optional hook, most adapters hold nothing to release
         """Release connections."""
+
+
+class AgentPort(abc.ABC):
+    """The customer's Forest agent: their data and actions, on behalf of a step's user.
+
+    Failures surface as :class:`executor.errors.AgentPortError` unless a method names another
+    error. Record ids are lists of parts; adapters pipe-join them on the wire.
+    """
+
+    @abc.abstractmethod
+    def probe(self) -> None:
+        """Check the agent answers; raises :class:`executor.errors.AgentProbeError`."""
+
+    @abc.abstractmethod
+    def get_record(
+        self,
+        user: StepUser,
+        collection: CollectionSchema,
+        record_id: RecordId,
+        field_names: Sequence[str] | None = None,
+    ) -> RecordData:
+        """One record, projected on ``field_names``; *RecordNotFound* when it is gone."""
+
+    @abc.abstractmethod
+    def update_record(
+        self,
+        user: StepUser,
+        collection: CollectionSchema,
+        record_id: RecordId,
+        values: Mapping[str, Any],
+    ) -> RecordData:
+        """Write ``values``; returns the record as the agent answers after the update."""
+
+    @abc.abstractmethod
+    def list_related(
+        self,
+        user: StepUser,
+        collection: CollectionSchema,
+        record_id: RecordId,
+        relation: str,
+        related: CollectionSchema,
+        *,
+        limit: int,
+        filters: Any = None,
+    ) -> list[RecordData]:
+        """Records of a to-many relation (first page of ``limit``), optionally filtered."""
+
+    @abc.abstractmethod
+    def get_related(
+        self,
+        user: StepUser,
+        collection: CollectionSchema,
+        record_id: RecordId,
+        relation: str,
+        label_field: str,
+    ) -> RelatedRecord | None:
+        """The record at the end of a to-one relation (``None`` when there is none)."""
+
+    @abc.abstractmethod
+    def get_polymorphic_type(
+        self, user: StepUser, collection: CollectionSchema, record_id: RecordId, relation: str
+    ) -> str | None:
+        """The collection a polymorphic relation of this record points to, if any."""
+
+    @abc.abstractmethod
+    def load_action_form(
+        self, user: StepUser, action: ActionSchema, collection_name: str, ids: Sequence[str]
+    ) -> ActionForm | None:
+        """The action's form from its load hook; ``None`` when it has no dynamic form."""
+
+    @abc.abstractmethod
+    def change_action_form(
+        self,
+        user: StepUser,
+        action: ActionSchema,
+        collection_name: str,
+        ids: Sequence[str],
+        changed_field: str,
+        fields: Sequence[Mapping[str, Any]],
+    ) -> ActionForm:
+        """Run the change hook of ``changed_field``; returns the whole new form."""
+
+    @abc.abstractmethod
+    def execute_action(
+        self,
+        user: StepUser,
+        action: ActionSchema,
+        collection_name: str,
+        ids: Sequence[str],
+        values: Mapping[str, Any],
+    ) -> Any:
+        """Execute; returns the agent's answer. Raises *ActionRequiresApproval* when the action
+        needs an approval and *ActionFormValidation* when the values are refused."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+class ActivityLogPort(abc.ABC):
+    """The Forest audit trail (protocol §9), written with the run's server token."""
+
+    @abc.abstractmethod
+    def create(self, server_token: str, entry: ActivityLogEntry) -> ActivityLogHandle:
+        """Create a pending entry; raises :class:`executor.errors.ActivityLogCreation`."""
+
+    @abc.abstractmethod
+    def mark(self, server_token: str, handle: ActivityLogHandle, *, succeeded: bool) -> None:
+        """Mark the entry completed or failed without holding the caller back."""
+
+    @abc.abstractmethod
+    def flush(self, timeout: float) -> bool:
+        """Wait for pending marks; True when none is left."""
+
+
+class ApprovalPort(abc.ABC):
+    """Approval requests filed with the Forest server on the user's behalf (protocol §4.9)."""
+
+    @abc.abstractmethod
+    def request_approval(
+        self,
+        server_token: str,
+        rendering_id: int,
+        *,
+        action_name: str,
+        collection_name: str,
+        record_ids: Sequence[str],
+        inputs: Sequence[Mapping[str, Any]],
+        message: str | None,
+    ) -> str | None:
+        """File the request; returns its id when the server gave one. Raises
+        :class:`executor.errors.ApprovalRequestCreation`."""

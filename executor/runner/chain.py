@@ -18,10 +18,10 @@ from executor.errors import (
     StepTimeout,
     WorkflowPortError,
 )
+from executor.runner.context import StepContexts
 from executor.runner.inflight import InFlightRegistry
 from executor.runner.pool import Task
 from executor.runner.services import Services
-from executor.steps.base import StepContext
 
 if TYPE_CHECKING:
     from executor.config import Settings
@@ -53,6 +53,7 @@ class Chain(Task):
         *,
         pending_data: Any,
         services: Services,
+        contexts: StepContexts,
         in_flight: InFlightRegistry,
         settings: Settings,
         lease_owner: str,
@@ -62,6 +63,7 @@ class Chain(Task):
         self._first = first
         self._pending_data = pending_data
         self._services = services
+        self._contexts = contexts
         self._in_flight = in_flight
         self._settings = settings
         self._lease_owner = lease_owner
@@ -148,11 +150,8 @@ class Chain(Task):
         """Run the step in a thread of its own so that a deadline can be kept without killing it
         (the protocol lets late work finish in the background and discards its result)."""
         fields = step_log_fields(dispatch)
-        context = StepContext(
-            step=dispatch.step, run_store=self._services.run_store, pending_data=pending_data
-        )
         try:
-            executor = self._services.steps.build(context)
+            executor = self._services.steps.build(self._contexts.build(dispatch, pending_data))
         except ExecutorError as error:
             log.warning("Step could not be prepared: %s", error, extra=fields)
             return _error(dispatch, error.user_message)

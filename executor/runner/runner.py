@@ -23,9 +23,11 @@ from executor.errors import (
     UserMismatch,
 )
 from executor.runner.chain import Chain
+from executor.runner.context import StepContexts
 from executor.runner.inflight import InFlightRegistry
 from executor.runner.poller import Poller
 from executor.runner.pool import WorkerPool
+from executor.runner.schema_cache import SchemaCache
 from executor.runner.services import Services
 from executor.servers import GunicornServer, WerkzeugServer
 from executor.version import __version__
@@ -81,6 +83,9 @@ class Runner:
         self._lock = threading.RLock()
         self._state = RunnerState.IDLE
         self.in_flight = InFlightRegistry()
+        self._contexts = StepContexts(
+            services, SchemaCache(services.workflow, settings.schema_cache_ttl_s)
+        )
         self._pool: WorkerPool | None = None
         self._poller: Poller | None = None
         self._server: WerkzeugServer | GunicornServer | None = None
@@ -116,6 +121,7 @@ class Runner:
 
     def _start_locked(self) -> None:
         settings = self.settings
+        self.services.agent.probe()  # before touching the database (protocol §6.3)
         self.services.run_store.init()
         self._lease_owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool = WorkerPool(settings.max_concurrent_runs, settings.max_queued_runs)
@@ -176,6 +182,8 @@ class Runner:
                 "Drain timeout — runs still in flight",
                 extra={"run_ids": sorted(self.in_flight.snapshot())},
             )
+        # Audit status updates go out in the background; they must not be lost on the way out.
+        self.services.activity_log.flush(timeout=self.settings.stop_timeout_s)
         with self._lock:
             self._teardown()
             self._state = RunnerState.STOPPED
@@ -307,6 +315,7 @@ class Runner:
             dispatch,
             pending_data=pending_data,
             services=self.services,
+            contexts=self._contexts,
             in_flight=self.in_flight,
             settings=self.settings,
             lease_owner=self._lease_owner,

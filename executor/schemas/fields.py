@@ -57,3 +57,12 @@ class LiteralTrue(fields.Field[bool]):
         if value is not True:
             raise ValidationError("Must be true.")
         return value
+
+
+class StrictBoolean(fields.Field[bool]):
+    """A JSON boolean: ``true`` or ``false``, nothing that merely looks like one."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean.")
+        return value

@@ -3,25 +3,55 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from marshmallow import Schema, ValidationError
 
+from executor.domain.collections import CollectionSchema
 from executor.domain.executions import StepExecutionData
 from executor.domain.outcomes import StepOutcome, StepStatus
 from executor.domain.runs import AvailableStepExecution
-from executor.errors import StepStateError
+from executor.errors import AiModelUnavailable, StepStateError
 from executor.ports import RunStore
+from executor.steps.audit import AuditedAgent
+
+
+class CollectionSchemas(Protocol):
+    """The collection schemas of the step's run, for its user's rendering."""
+
+    def get(self, collection_name: str, *, fresh: bool = False) -> CollectionSchema: ...
+
+
+class ApprovalRequester(Protocol):
+    """Files approval requests for the step's user (bound to the run's server token)."""
+
+    def __call__(
+        self,
+        *,
+        action_name: str,
+        collection_name: str,
+        record_ids: Sequence[str],
+        inputs: Sequence[Mapping[str, Any]],
+        message: str | None,
+    ) -> str | None: ...
 
 
 @dataclass(frozen=True)
 class StepContext:
-    """Everything one step execution may use. Built per step by the runner."""
+    """Everything one step execution may use. Built per step by the runner.
+
+    The record steps need ``agent``, ``schemas`` and (trigger-action) ``request_approval``;
+    guidance and condition run without them.
+    """
 
     step: AvailableStepExecution
     run_store: RunStore
     pending_data: Any = None  # the trigger's pendingData (first step of a chain only); None: none
+    agent: AuditedAgent | None = None
+    schemas: CollectionSchemas | None = None
+    request_approval: ApprovalRequester | None = None
 
 
 class StepExecutor(abc.ABC):
@@ -65,6 +95,23 @@ class StepExecutor(abc.ABC):
         if entry is None or entry.get("type") != self.step.definition.type.value:
             return None
         return entry
+
+    @property
+    def agent(self) -> AuditedAgent:
+        if self.context.agent is None:
+            raise RuntimeError("This step needs the agent in its context")
+        return self.context.agent
+
+    @property
+    def schemas(self) -> CollectionSchemas:
+        if self.context.schemas is None:
+            raise RuntimeError("This step needs collection schemas in its context")
+        return self.context.schemas
+
+    def ai_decision(self, purpose: str) -> Any:
+        """The seam where an AI decision plugs in. No model is wired in yet, so a path that needs
+        one ends with the protocol's AI-unavailable error."""
+        raise AiModelUnavailable(f"{purpose}: no AI model is available")
 
     def load_pending_data(self, schema: Schema) -> dict[str, Any]:
         """Validate the user's pendingData for this step type; invalid → StepState error."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from executor.domain.executions import ConditionEntry
 from executor.domain.outcomes import StepOutcome
 from executor.domain.steps import ExecutionType
-from executor.errors import AiModelUnavailable, StepStateError
+from executor.errors import StepStateError
 from executor.schemas.pending import ConditionPendingDataSchema
 from executor.steps.base import StepExecutor
 
@@ -19,9 +19,7 @@ class ConditionStep(StepExecutor):
             return self._user_choice()
         if self.step.definition.execution_type is ExecutionType.MANUAL:
             return self.awaiting_input()
-        raise AiModelUnavailable(
-            f"Condition step {self.step.step_id} needs an AI decision and no AI model is available"
-        )
+        return self.ai_decision("choose a condition option")  # type: ignore[no-any-return]
 
     def _user_choice(self) -> StepOutcome:
         option = self.load_pending_data(_PENDING)["selectedOption"]

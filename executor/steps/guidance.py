@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from executor.domain.executions import GuidanceEntry
 from executor.domain.outcomes import StepOutcome
 from executor.domain.steps import ExecutionType
+from executor.errors import AiModelUnavailable
 from executor.schemas.pending import GuidancePendingDataSchema
 from executor.steps.base import StepExecutor
 
+log = logging.getLogger(__name__)
 _PENDING = GuidancePendingDataSchema()
 
 
@@ -33,8 +37,11 @@ class GuidanceStep(StepExecutor):
             return self.success()
         if stored is not None and "pendingData" in stored:
             return self.awaiting_input()
-        # No AI model is wired in yet: this is the protocol's degrade path for an AI failure, an
-        # empty draft that lets the user answer by hand.
+        try:
+            return self.ai_decision("draft a guidance response")  # type: ignore[no-any-return]
+        except AiModelUnavailable as error:
+            log.warning("Guidance drafted by hand instead of by the AI: %s", error)
+        # The protocol's degrade path for an AI failure: an empty draft the user answers by hand.
         degraded: GuidanceEntry = {
             "type": self.step.definition.type.value,
             "stepIndex": self.step.step_index,

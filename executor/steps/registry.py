@@ -10,6 +10,10 @@ from executor.errors import UnsupportedStepType
 from executor.steps.base import StepContext, StepExecutor
 from executor.steps.condition import ConditionStep
 from executor.steps.guidance import GuidanceStep
+from executor.steps.load_related_record import LoadRelatedRecordStep
+from executor.steps.read_record import ReadRecordStep
+from executor.steps.trigger_action import TriggerActionStep
+from executor.steps.update_record import UpdateRecordStep
 
 
 class NotYetSupportedStep(StepExecutor):
@@ -22,6 +26,10 @@ class NotYetSupportedStep(StepExecutor):
 DEFAULT_EXECUTORS: Mapping[StepType, type[StepExecutor]] = {
     StepType.CONDITION: ConditionStep,
     StepType.GUIDANCE: GuidanceStep,
+    StepType.READ_RECORD: ReadRecordStep,
+    StepType.UPDATE_RECORD: UpdateRecordStep,
+    StepType.TRIGGER_ACTION: TriggerActionStep,
+    StepType.LOAD_RELATED_RECORD: LoadRelatedRecordStep,
 }
 
 

@@ -1,0 +1,38 @@
+"""Building the context of one step execution (protocol §6.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from executor.domain.runs import Dispatch
+from executor.runner.schema_cache import RunSchemas, SchemaCache
+from executor.runner.services import Services
+from executor.steps.audit import AuditedAgent
+from executor.steps.base import StepContext
+
+
+class StepContexts:
+    """Binds the runner's ports to one dispatch: its user, its rendering, its server token."""
+
+    def __init__(self, services: Services, schema_cache: SchemaCache) -> None:
+        self._services = services
+        self._schema_cache = schema_cache
+
+    def build(self, dispatch: Dispatch, pending_data: Any) -> StepContext:
+        step = dispatch.step
+        token = dispatch.forest_server_token
+        services = self._services
+
+        def request_approval(**request: Any) -> str | None:
+            return services.approvals.request_approval(token, step.user.rendering_id, **request)
+
+        return StepContext(
+            step=step,
+            run_store=services.run_store,
+            pending_data=pending_data,
+            agent=AuditedAgent(
+                services.agent, services.activity_log, user=step.user, server_token=token
+            ),
+            schemas=RunSchemas(self._schema_cache, step.run_id, step.user.rendering_id),
+            request_approval=request_approval,
+        )

@@ -12,7 +12,14 @@ import pytest
 from flask import Flask
 
 from executor import create_app
+from executor.adapters.agent import AgentClient
+from executor.adapters.forest_server import ActivityLogClient, ApprovalClient
+from executor.adapters.orchestrator import OrchestratorClient
+from executor.adapters.stores.memory import MemoryRunStore
 from executor.extension import executor_state
+from executor.runner.services import Services
+from executor.steps.registry import StepRegistry
+from tests.fakes.agent import FakeAgent, collection_schemas
 from tests.fakes.orchestrator import ENV_SECRET, FakeOrchestrator
 
 AUTH_SECRET = "test-auth-secret-that-is-long-enough-for-hs256!"
@@ -40,18 +47,27 @@ def isolated_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def orchestrator() -> Iterator[FakeOrchestrator]:
-    with FakeOrchestrator() as fake:
+def agent() -> Iterator[FakeAgent]:
+    with FakeAgent(AUTH_SECRET) as fake:
         yield fake
 
 
-def base_config(orchestrator_url: str, **overrides: Any) -> dict[str, Any]:
+@pytest.fixture
+def orchestrator(agent: FakeAgent) -> Iterator[FakeOrchestrator]:
+    """The fake orchestrator, serving the fake agent's collection schemas."""
+    with FakeOrchestrator() as fake:
+        fake.agent_url = agent.url
+        fake.collection_schemas = collection_schemas(agent)
+        yield fake
+
+
+def base_config(orchestrator: FakeOrchestrator, **overrides: Any) -> dict[str, Any]:
     """Settings for a fast, hermetic executor talking to the fakes."""
     config: dict[str, Any] = {
         "FOREST_ENV_SECRET": ENV_SECRET,
         "FOREST_AUTH_SECRET": AUTH_SECRET,
-        "AGENT_URL": "http://127.0.0.1:9",
-        "FOREST_SERVER_URL": orchestrator_url,
+        "AGENT_URL": orchestrator.agent_url,
+        "FOREST_SERVER_URL": orchestrator.url,
         "IN_MEMORY_STORE": True,
         "POLLING_INTERVAL_S": 0.05,
         "FIRST_POLL_DELAY_S": 0,
@@ -69,7 +85,7 @@ def make_app(orchestrator: FakeOrchestrator, tmp_path: Path) -> Iterator[Callabl
     apps: list[Flask] = []
 
     def build(*, services: Any = None, **overrides: Any) -> Flask:
-        app = create_app(base_config(orchestrator.url, **overrides), services=services)
+        app = create_app(base_config(orchestrator, **overrides), services=services)
         app.config["TESTING"] = False
         apps.append(app)
         return app
@@ -79,19 +95,19 @@ def make_app(orchestrator: FakeOrchestrator, tmp_path: Path) -> Iterator[Callabl
         executor_state(app).runner.stop()
 
 
-def services_for(orchestrator: FakeOrchestrator, steps: Any = None, store: Any = None) -> Any:
-    """Real orchestrator client and an in-memory store, with ``steps`` as the step registry."""
-    from executor.adapters.orchestrator import OrchestratorClient
-    from executor.adapters.stores.memory import MemoryRunStore
-    from executor.runner.services import Services
-    from executor.steps.registry import StepRegistry
-
+def services_for(
+    orchestrator: FakeOrchestrator, steps: Any = None, store: Any = None, workflow: Any = None
+) -> Any:
+    """The real adapters against the fakes (with fast retries) and an in-memory store; ``steps``,
+    ``store`` and ``workflow`` replace their default."""
     store = store or MemoryRunStore()
+    fast = (0.01, 0.01, 0.01)
     return Services(
-        workflow=OrchestratorClient(
-            orchestrator.url, ENV_SECRET, retry_delays_s=(0.01, 0.01, 0.01)
-        ),
+        workflow=workflow or OrchestratorClient(orchestrator.url, ENV_SECRET, retry_delays_s=fast),
         run_store=store,
         leases=store,
         steps=steps or StepRegistry(),
+        agent=AgentClient(orchestrator.agent_url, AUTH_SECRET),
+        activity_log=ActivityLogClient(orchestrator.url, retry_delays_s=fast),
+        approvals=ApprovalClient(orchestrator.url),
     )

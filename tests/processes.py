@@ -32,7 +32,7 @@ def executor_environment(
         {
             "FOREST_ENV_SECRET": ENV_SECRET,
             "FOREST_AUTH_SECRET": AUTH_SECRET,
-            "AGENT_URL": "http://127.0.0.1:9",
+            "AGENT_URL": orchestrator.agent_url,
             "FOREST_SERVER_URL": orchestrator.url,
             "DATABASE_URL": f"sqlite:///{tmp_path / 'runs.sqlite3'}",
             "POLLING_INTERVAL_S": "1",

@@ -142,6 +142,10 @@ class FakeOrchestrator:
         # Replaces the update-step answer when set (e.g. to hand back a bogus next step).
         self.update_answer: Callable[[dict[str, Any], Any], Any] | None = None
         self.access_answer: Any = None  # replaces the access-check body when not None
+        self.collection_schemas: dict[str, dict[str, Any]] = {}  # served by collection-schema
+        self.agent_url = "http://127.0.0.1:9"  # the agent the executor under test talks to
+        self.activity_logs: list[dict[str, Any]] = []  # audit entries, with their status
+        self.approvals: dict[str, dict[str, Any]] = {}  # approval requests by id
         self.frozen = threading.Event()
         self.frozen.set()  # set = answering; clear() freezes every request until set() again
         self._changed = threading.Condition()
@@ -236,12 +240,25 @@ class FakeOrchestrator:
         for prefix, seconds in list(self._delays.items()):
             if request.path.startswith(prefix):
                 time.sleep(seconds)  # simulates a slow server, not a test synchronisation
-        if request.headers.get("forest-secret-key") != self.env_secret:
+        path = request.path
+        if path.startswith(("/api/activity-logs-requests", "/api/action-approvals")):
+            # Calls made on the user's behalf carry the run's server token, not the secret.
+            if not request.headers.get("Authorization", "").startswith("Bearer server-token-"):
+                return _json({"errors": [{"detail": "bad server token"}]}, 401)
+        elif request.headers.get("forest-secret-key") != self.env_secret:
             return _json({"errors": [{"detail": "bad secret"}]}, 401)
-        fault = self._take_fault(request.path)
+        fault = self._take_fault(path)
         if fault is not None:
             return _json({"errors": [{"detail": "injected failure"}]}, fault)
-        path = request.path
+        if path.startswith("/api/activity-logs-requests"):
+            return self._activity_log(request, body)
+        if path.startswith("/api/action-approvals"):
+            return self._approval(request, body)
+        if request.method == "GET" and path.startswith(f"{API}/collection-schema/"):
+            schema = self.collection_schemas.get(path.rsplit("/", 1)[1])
+            if schema is None:
+                return _json({"errors": [{"detail": "no such collection"}]}, 404)
+            return _json(schema)
         if request.method == "GET" and path == f"{API}/pending-run":
             return _json(self._pending())
         if request.method == "GET" and path.startswith(f"{API}/available-run/"):
@@ -264,6 +281,36 @@ class FakeOrchestrator:
         if request.method == "POST" and path == f"{API}/executor-metadata":
             return _json({})
         return _json({"errors": [{"detail": "not found"}]}, 404)
+
+    def _activity_log(self, request: Request, body: Any) -> Response:
+        with self._changed:
+            if request.method == "POST":
+                entry_id = str(len(self.activity_logs) + 1)
+                self.activity_logs.append(
+                    {
+                        **body["data"]["attributes"],
+                        "id": entry_id,
+                        "relationships": body["data"]["relationships"],
+                    }
+                )
+                return _json({"data": {"id": entry_id, "attributes": {"index": "idx"}}})
+            entry_id = request.path.split("/")[-2]
+            entry = next(e for e in self.activity_logs if e["id"] == entry_id)
+            entry["status"] = body["status"]
+            return _json({})
+
+    def _approval(self, request: Request, body: Any) -> Response:
+        with self._changed:
+            if request.path.endswith("/comments"):
+                approval_id = request.path.split("/")[-2]
+                self.approvals[approval_id]["comment"] = body["data"]["attributes"]["comment"]
+                return _json({})
+            approval_id = str(880 + len(self.approvals) + 1)
+            self.approvals[approval_id] = {
+                **body["data"]["attributes"],
+                "rendering": request.headers.get("forest-rendering-id"),
+            }
+            return _json({"data": {"id": approval_id, "type": "action-approvals"}})
 
     def _take_fault(self, path: str) -> int | None:
         with self._changed:

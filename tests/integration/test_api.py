@@ -25,9 +25,7 @@ from executor.domain.outcomes import StepOutcome
 from executor.domain.runs import Dispatch
 from executor.errors import RunStoreError
 from executor.extension import executor_state
-from executor.runner.services import Services
-from executor.steps.registry import StepRegistry
-from tests.conftest import AUTH_SECRET, auth_header, base_config, make_token
+from tests.conftest import AUTH_SECRET, auth_header, base_config, make_token, services_for
 from tests.fakes.orchestrator import (
     API,
     ENV_SECRET,
@@ -141,8 +139,8 @@ def make_app_with(orchestrator: FakeOrchestrator) -> Iterator[Callable[..., Flas
     ) -> Flask:
         store = store if store is not None else MemoryRunStore()
         workflow = workflow or OrchestratorClient(orchestrator.url, ENV_SECRET)
-        services = Services(workflow=workflow, run_store=store, leases=store, steps=StepRegistry())
-        app = create_app(base_config(orchestrator.url, **overrides), services=services)
+        services = services_for(orchestrator, store=store, workflow=workflow)
+        app = create_app(base_config(orchestrator, **overrides), services=services)
         built.append((app, workflow))
         return app
 

@@ -28,7 +28,7 @@ def test_runner_gunicorn_mode_serves_and_executes_in_its_workers(
     orchestrator: FakeOrchestrator, tmp_path: Path
 ) -> None:
     config = base_config(
-        orchestrator.url,
+        orchestrator,
         IN_MEMORY_STORE=False,
         DATABASE_URL=f"sqlite:///{tmp_path / 'runs.sqlite3'}",
         POLLING_ENABLED=False,

@@ -54,7 +54,7 @@ def make_host(
             return "host 500", 500
 
         WorkflowExecutor(
-            host, url_prefix="/executor", config=base_config(orchestrator.url, **overrides)
+            host, url_prefix="/executor", config=base_config(orchestrator, **overrides)
         )
         hosts.append(host)
         return host, host_database
@@ -168,16 +168,16 @@ def test_the_host_keeps_its_config_and_the_executor_does_not_use_its_database(
 def test_mounting_twice_on_the_same_app_raises(orchestrator, make_host):
     host, _ = make_host()
     with pytest.raises(RuntimeError):
-        WorkflowExecutor(host, url_prefix="/again", config=base_config(orchestrator.url))
+        WorkflowExecutor(host, url_prefix="/again", config=base_config(orchestrator))
     with pytest.raises(RuntimeError):
-        WorkflowExecutor().init_app(host, config=base_config(orchestrator.url))
+        WorkflowExecutor().init_app(host, config=base_config(orchestrator))
     assert host.test_client().get("/again/health").status_code == 404
 
 
 def test_mounting_on_an_executor_app_raises(orchestrator):
-    app = create_app(base_config(orchestrator.url))
+    app = create_app(base_config(orchestrator))
     with pytest.raises(RuntimeError):
-        WorkflowExecutor(app, url_prefix="/again", config=base_config(orchestrator.url))
+        WorkflowExecutor(app, url_prefix="/again", config=base_config(orchestrator))
 
 
 def test_the_hosts_own_500_handler_is_untouched(make_host):

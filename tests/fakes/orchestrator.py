@@ -47,16 +47,26 @@ def condition_step(
     }
 
 
-def record_step(task_type: str = "get-data") -> dict[str, Any]:
-    return {
+def record_step(
+    task_type: str = "get-data",
+    execution_type: str = "fully-automated",
+    *,
+    title: str = "Record step",
+    **pre_recorded_args: Any,
+) -> dict[str, Any]:
+    """A record step (get-data, update-data, trigger-action, load-related-record)."""
+    step: dict[str, Any] = {
         "type": "task",
         "taskType": task_type,
-        "title": "Record step",
+        "title": title,
         "prompt": "Do something with the record",
-        "executionType": "fully-automated",
+        "executionType": execution_type,
         "automaticCompletion": False,
         "outgoing": [{"stepId": "next", "buttonText": None}],
     }
+    if pre_recorded_args:
+        step["preRecordedArgs"] = pre_recorded_args
+    return step
 
 
 @dataclass
@@ -69,6 +79,8 @@ class ScriptedRun:
     claimed: bool = False
     finished: bool = False
     raw: dict[str, Any] | None = None  # a hand-made envelope served as is (malformed runs)
+    collection_name: str = "customers"
+    selected_record_id: str = "123"
 
     def envelope(self) -> dict[str, Any]:
         if self.raw is not None:
@@ -77,8 +89,8 @@ class ScriptedRun:
             "id": self.run_id,
             "workflowId": "wf-1",
             "collectionId": "11",
-            "collectionName": "customers",
-            "selectedRecordId": "123",
+            "collectionName": self.collection_name,
+            "selectedRecordId": self.selected_record_id,
             "bpmnVersion": "1.0",
             "runState": "started",
             "triggerType": "manual",
@@ -177,8 +189,22 @@ class FakeOrchestrator:
 
     # --- scripting ------------------------------------------------------------------------------
 
-    def add_run(self, run_id: int, steps: list[dict[str, Any]], *, user_id: int = 7) -> ScriptedRun:
-        run = ScriptedRun(run_id=run_id, steps=steps, user_id=user_id)
+    def add_run(
+        self,
+        run_id: int,
+        steps: list[dict[str, Any]],
+        *,
+        user_id: int = 7,
+        collection: str = "customers",
+        record_id: str = "123",
+    ) -> ScriptedRun:
+        run = ScriptedRun(
+            run_id=run_id,
+            steps=steps,
+            user_id=user_id,
+            collection_name=collection,
+            selected_record_id=record_id,
+        )
         run.open_step(0)
         with self._changed:
             self.runs[str(run_id)] = run

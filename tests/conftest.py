@@ -22,7 +22,8 @@ from executor.steps.registry import StepRegistry
 from tests.fakes.agent import FakeAgent, collection_schemas
 from tests.fakes.orchestrator import ENV_SECRET, FakeOrchestrator
 
-AUTH_SECRET = "test-auth-secret-that-is-long-enough-for-hs256!"
+# Also a valid secret for the Python agent, which accepts only ^[-~/\w]*$.
+AUTH_SECRET = "test-auth-secret-that-is-long-enough-for-hs256"
 
 
 def make_token(

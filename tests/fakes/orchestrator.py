@@ -156,6 +156,8 @@ class FakeOrchestrator:
         self.access_answer: Any = None  # replaces the access-check body when not None
         self.collection_schemas: dict[str, dict[str, Any]] = {}  # served by collection-schema
         self.agent_url = "http://127.0.0.1:9"  # the agent the executor under test talks to
+        # Answers a real agent's own Forest-server calls (see tests/fakes/python_agent.py).
+        self.agent_side: Any = None
         self.activity_logs: list[dict[str, Any]] = []  # audit entries, with their status
         self.approvals: dict[str, dict[str, Any]] = {}  # approval requests by id
         self.frozen = threading.Event()
@@ -306,6 +308,10 @@ class FakeOrchestrator:
             return _json({"hasAccess": self._has_access(run_id, user_id)})
         if request.method == "POST" and path == f"{API}/executor-metadata":
             return _json({})
+        if self.agent_side is not None:  # what a real agent asks the Forest server
+            answer = self.agent_side.handle(request)
+            if answer is not None:
+                return answer
         return _json({"errors": [{"detail": "not found"}]}, 404)
 
     def _activity_log(self, request: Request, body: Any) -> Response:

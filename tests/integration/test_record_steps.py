@@ -542,3 +542,79 @@ def test_stop_waits_for_the_audit_status_updates(
     assert orchestrator.activity_logs[0]["status"] == "pending"
     executor.runner.stop()
     assert orchestrator.activity_logs[0]["status"] == "completed"
+
+
+# --- more edges ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("steps", "body"),
+    [
+        ([record_step(ACTION, "manual", actionName="send-invoice")], {"userConfirmed": 1}),
+        (
+            [record_step(ACTION, "manual", actionName="send-invoice")],
+            {"userConfirmed": True, "approvalRequest": {"id": ""}},
+        ),
+        ([record_step(LOAD, "manual", relationName="orders")], {"selectedRecordId": "102"}),
+        (
+            [record_step(LOAD, "manual", relationName="orders")],
+            {"userConfirmed": True, "fieldName": "orders"},
+        ),
+        (
+            [record_step(LOAD, "manual", relationName="orders")],
+            {"userConfirmed": True, "selectedRecordId": "1||2"},
+        ),
+    ],
+)
+def test_invalid_answers_to_actions_and_loads_lose_nothing(
+    executor: Executor, steps: list[dict[str, Any]], body: Any
+) -> None:
+    assert executor.run(1, steps) == AWAITING
+    before = executor.entry(1)
+    assert executor.trigger(1, body) == error(STEP_STATE)
+    assert executor.entry(1) == before
+
+
+def test_a_finished_approval_request_is_reported_again_on_replay(
+    executor: Executor, orchestrator: FakeOrchestrator
+) -> None:
+    first = executor.run(1, [action_step("fully-automated", "archive")])
+    assert executor.redispatch(1) == first
+    assert len(orchestrator.approvals) == 1
+
+
+def test_a_field_added_after_the_schema_was_cached_is_found(
+    executor: Executor, orchestrator: FakeOrchestrator
+) -> None:
+    schema = orchestrator.collection_schemas["customers"]
+    vip = next(f for f in schema["fields"] if f["fieldName"] == "vip")
+    schema["fields"].remove(vip)
+    assert executor.run(1, [record_step(GET, fieldNames=["name"])]) == SUCCESS  # now cached
+    schema["fields"].append(vip)  # the customer adds the field in Forest Admin
+    assert executor.run(2, [record_step(GET, fieldNames=["vip"])]) == SUCCESS
+    assert executor.entry(2)["executionResult"]["fields"] == [
+        {"name": "vip", "displayName": "Vip", "value": True}
+    ]
+
+
+def test_an_unreachable_agent_stops_the_start(
+    make_app: Callable[..., Flask], orchestrator: FakeOrchestrator
+) -> None:
+    from executor.errors import AgentProbeError
+    from executor.runner import RunnerState
+
+    orchestrator.agent_url = "http://127.0.0.1:9"
+    runner = runner_of(make_app())
+    with pytest.raises(AgentProbeError, match="Agent probe failed: cannot reach"):
+        runner.start()
+    assert runner.state is RunnerState.IDLE
+
+
+def test_an_agent_answering_the_probe_with_an_error_stops_the_start(
+    make_app: Callable[..., Flask], agent: FakeAgent
+) -> None:
+    from executor.errors import AgentProbeError
+
+    agent.fail("/forest", 503, times=2)
+    with pytest.raises(AgentProbeError, match="responded with 503"):
+        runner_of(make_app()).start()

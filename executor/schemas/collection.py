@@ -54,10 +54,17 @@ class _Hooks(_Open):
     change = fields.List(fields.Raw())
 
 
+def _agent_path(endpoint: str) -> None:
+    # The endpoint is appended to AGENT_URL; anything but a path (an absolute or protocol-relative
+    # URL) would send the agent's JWT to another host.
+    if not endpoint.startswith("/") or endpoint.startswith("//") or "://" in endpoint:
+        raise ValidationError("Must be a path on the agent, such as /forest/_actions/...")
+
+
 class _ActionSchema(_Open):
     name = StrictString(required=True, non_empty=True)
     displayName = StrictString(required=True, non_empty=True)
-    endpoint = StrictString(required=True, non_empty=True)
+    endpoint = StrictString(required=True, non_empty=True, validate=_agent_path)
     type = StrictString(allow_none=True, validate=validate.OneOf(["single", "bulk", "global"]))
     fields_ = fields.List(fields.Dict(), allow_none=True, data_key="fields")
     layout = fields.List(fields.Dict(), allow_none=True)

@@ -121,6 +121,9 @@ def test_composite_types_are_normalized() -> None:
             ]
         },
         {"actions": [{"name": "a", "displayName": "A"}]},
+        {"actions": [{"name": "a", "displayName": "A", "endpoint": "https://evil.example/x"}]},
+        {"actions": [{"name": "a", "displayName": "A", "endpoint": "//evil.example/x"}]},
+        {"actions": [{"name": "a", "displayName": "A", "endpoint": "forest/_actions/x"}]},
     ],
 )
 def test_a_schema_breaking_the_rules_is_a_domain_validation_error(change: dict[str, Any]) -> None:

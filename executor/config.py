@@ -271,6 +271,31 @@ SETTINGS: tuple[Setting, ...] = (
         60,
         "Seconds a run's lease outlives its holder (a crashed process's runs are free again after it).",
     ),
+    Setting(
+        "AI_PROVIDER",
+        _choice("openai", "anthropic"),
+        None,
+        "Local AI provider: `openai` (or any OpenAI-compatible server) or `anthropic`, with `AI_MODEL` and `AI_API_KEY` (all three or none). Unset: the Forest server's AI proxy.",
+    ),
+    Setting(
+        "AI_MODEL",
+        _non_empty,
+        None,
+        "Model name for `AI_PROVIDER` (e.g. `gpt-4.1`, `claude-sonnet-4-5`).",
+    ),
+    Setting("AI_API_KEY", _non_empty, None, "API key for `AI_PROVIDER`."),
+    Setting(
+        "AI_BASE_URL",
+        _url,
+        None,
+        "Base URL for `AI_PROVIDER` (an OpenAI-compatible local server, a gateway); unset: the provider's own.",
+    ),
+    Setting(
+        "FORCE_AI_ERROR",
+        _bool,
+        False,
+        "Development only (ignored when `EXECUTOR_ENV=production`): every AI call fails.",
+    ),
     Setting("LOG_LEVEL", _log_level, "info", "`Debug`, `Info`, `Warn` or `Error` (any case)."),
     Setting(
         "LOG_FORMAT",
@@ -320,6 +345,11 @@ class Settings:
     max_concurrent_runs: int
     max_queued_runs: int
     run_lease_ttl_s: float
+    ai_provider: str | None
+    ai_model: str | None
+    ai_api_key: str | None
+    ai_base_url: str | None
+    force_ai_error: bool
     log_level: str
     log_format: str
     executor_env: str
@@ -381,6 +411,13 @@ def load_settings(
             store_url = _store_url(values, data_dir)
         except _Invalid as error:
             problems.append(str(error))
+    ai_parts = ("AI_PROVIDER", "AI_MODEL", "AI_API_KEY")
+    given = [name for name in ai_parts if values.get(name) is not None]
+    if given and len(given) != len(ai_parts) and all(name in values for name in ai_parts):
+        missing = ", ".join(name for name in ai_parts if name not in given)
+        problems.append(f"AI_PROVIDER, AI_MODEL and AI_API_KEY go together: {missing} missing")
+    if values.get("AI_BASE_URL") is not None and values.get("AI_PROVIDER") is None:
+        problems.append("AI_BASE_URL needs AI_PROVIDER (the Forest AI proxy has its own address)")
     if problems:
         raise ConfigurationError("Invalid configuration: " + "; ".join(problems))
 
@@ -412,6 +449,11 @@ def load_settings(
         max_concurrent_runs=values["MAX_CONCURRENT_RUNS"],
         max_queued_runs=values["MAX_QUEUED_RUNS"],
         run_lease_ttl_s=values["RUN_LEASE_TTL_S"],
+        ai_provider=values["AI_PROVIDER"],
+        ai_model=values["AI_MODEL"],
+        ai_api_key=values["AI_API_KEY"],
+        ai_base_url=values["AI_BASE_URL"],
+        force_ai_error=values["FORCE_AI_ERROR"] and values["EXECUTOR_ENV"] != "production",
         log_level=values["LOG_LEVEL"],
         log_format=values["LOG_FORMAT"],
         executor_env=values["EXECUTOR_ENV"],

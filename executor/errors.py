@@ -279,3 +279,33 @@ class ActivityLogCreation(ExecutorError):
 
 class InvalidAIResponse(ExecutorError):
     user_message = "The AI made an unexpected choice. Try rephrasing the step's prompt."
+
+
+# --- AI -----------------------------------------------------------------------------------------
+
+
+class MissingToolCall(ExecutorError):
+    user_message = "The AI couldn't decide what to do. Try rephrasing the step's prompt."
+
+
+class MalformedToolCall(ExecutorError):
+    user_message = "The AI returned an unexpected response. Try rephrasing the step's prompt."
+
+
+class InvalidAiRequest(ExecutorError):
+    user_message = "Step configuration error — please contact your administrator."
+
+
+class AiInvokeTimeout(ExecutorError):
+    user_message = (
+        "The AI provider did not respond in time. Please try again, or contact your "
+        "administrator if the problem persists."
+    )
+
+
+class AiModelPortError(AiModelUnavailable):
+    """The provider answered with an error or could not be reached."""
+
+    def __init__(self, technical_message: str, *, status: int | None = None):
+        super().__init__(technical_message)
+        self.status = status

@@ -8,6 +8,9 @@ from collections.abc import Mapping
 from flask import Flask
 
 from executor.adapters.agent import AgentClient
+from executor.adapters.ai.anthropic import ANTHROPIC_URL, AnthropicModel
+from executor.adapters.ai.base import FailingModel
+from executor.adapters.ai.openai import OPENAI_URL, ForestProxyModel, OpenAiChatModel
 from executor.adapters.forest_server import ActivityLogClient, ApprovalClient
 from executor.adapters.orchestrator import OrchestratorClient
 from executor.adapters.stores.memory import MemoryRunStore
@@ -15,6 +18,7 @@ from executor.adapters.stores.sql import SqlRunStore
 from executor.config import Settings, load_settings
 from executor.http.health import health
 from executor.http.runs import EXTENSION_KEY, runs
+from executor.ports import AiModel
 from executor.runner import Runner
 from executor.runner.services import Services
 from executor.steps.registry import StepRegistry
@@ -44,6 +48,33 @@ def build_services(settings: Settings) -> Services:
         agent=AgentClient(settings.agent_url, settings.forest_auth_secret),
         activity_log=ActivityLogClient(settings.forest_server_url),
         approvals=ApprovalClient(settings.forest_server_url),
+        ai_models={"default": build_ai_model(settings)},
+    )
+
+
+def build_ai_model(settings: Settings) -> AiModel:
+    """The configured provider, or the Forest server's AI proxy when none is configured."""
+    timeout = settings.ai_invoke_timeout_s
+    if settings.force_ai_error:
+        return FailingModel()
+    if settings.ai_provider == "openai":
+        assert settings.ai_model is not None and settings.ai_api_key is not None
+        return OpenAiChatModel(
+            settings.ai_model,
+            settings.ai_api_key,
+            invoke_timeout_s=timeout,
+            base_url=settings.ai_base_url or OPENAI_URL,
+        )
+    if settings.ai_provider == "anthropic":
+        assert settings.ai_model is not None and settings.ai_api_key is not None
+        return AnthropicModel(
+            settings.ai_model,
+            settings.ai_api_key,
+            invoke_timeout_s=timeout,
+            base_url=settings.ai_base_url or ANTHROPIC_URL,
+        )
+    return ForestProxyModel(
+        settings.forest_server_url, settings.forest_env_secret, invoke_timeout_s=timeout
     )
 
 

@@ -9,6 +9,7 @@ import abc
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from executor.domain.ai import ChatMessage, ToolCall, ToolDefinition
 from executor.domain.collections import ActionSchema, CollectionSchema
 from executor.domain.executions import StepExecutionData
 from executor.domain.ids import RecordId
@@ -247,3 +248,25 @@ class ApprovalPort(abc.ABC):
     ) -> str | None:
         """File the request; returns its id when the server gave one. Raises
         :class:`executor.errors.ApprovalRequestCreation`."""
+
+
+class AiModel(abc.ABC):
+    """A chat model forced to answer with exactly one call of the offered tools.
+
+    Failures surface as :class:`executor.errors.MissingToolCall` (no tool call),
+    :class:`executor.errors.MalformedToolCall` (missing or unparsable arguments),
+    :class:`executor.errors.AiInvokeTimeout` and :class:`executor.errors.AiModelPortError`.
+    """
+
+    @abc.abstractmethod
+    def invoke(
+        self,
+        messages: Sequence[ChatMessage],
+        tools: Sequence[ToolDefinition],
+        *,
+        user_id: int,
+    ) -> ToolCall:
+        """The first tool call of the answer, its arguments parsed (not yet validated)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -20,6 +20,7 @@ from executor.extension import executor_state
 from executor.runner.services import Services
 from executor.steps.registry import StepRegistry
 from tests.fakes.agent import FakeAgent, collection_schemas
+from tests.fakes.model import FakeModel
 from tests.fakes.orchestrator import ENV_SECRET, FakeOrchestrator
 
 # Also a valid secret for the Python agent, which accepts only ^[-~/\w]*$.
@@ -50,6 +51,12 @@ def isolated_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def agent() -> Iterator[FakeAgent]:
     with FakeAgent(AUTH_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def model() -> Iterator[FakeModel]:
+    with FakeModel() as fake:
         yield fake
 
 

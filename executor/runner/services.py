@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from executor.ports import (
     ActivityLogPort,
     AgentPort,
+    AiModel,
     ApprovalPort,
     RunLeases,
     RunStore,
@@ -27,3 +29,5 @@ class Services:
     agent: AgentPort
     activity_log: ActivityLogPort
     approvals: ApprovalPort
+    # AI configurations by name, the first being the default (protocol §8).
+    ai_models: Mapping[str, AiModel] = field(default_factory=dict)

@@ -16,6 +16,7 @@ from executor.domain.runs import AvailableStepExecution
 from executor.errors import AiModelUnavailable, StepStateError
 from executor.ports import RunStore
 from executor.steps.audit import AuditedAgent
+from executor.steps.decisions import AiDecider
 
 
 class CollectionSchemas(Protocol):
@@ -52,6 +53,7 @@ class StepContext:
     agent: AuditedAgent | None = None
     schemas: CollectionSchemas | None = None
     request_approval: ApprovalRequester | None = None
+    ai: AiDecider | None = None
 
 
 class StepExecutor(abc.ABC):
@@ -108,10 +110,18 @@ class StepExecutor(abc.ABC):
             raise RuntimeError("This step needs collection schemas in its context")
         return self.context.schemas
 
-    def ai_decision(self, purpose: str) -> Any:
-        """The seam where an AI decision plugs in. No model is wired in yet, so a path that needs
-        one ends with the protocol's AI-unavailable error."""
-        raise AiModelUnavailable(f"{purpose}: no AI model is available")
+    @property
+    def ai(self) -> AiDecider:
+        """The AI, for a path that needs a decision; without one the step ends with the
+        protocol's AI-unavailable error."""
+        if self.context.ai is None:
+            raise AiModelUnavailable("No AI model is available to this step")
+        return self.context.ai
+
+    def request_text(self, default: str) -> str:
+        """The step's prompt, or ``default`` when the designer wrote none."""
+        prompt = self.step.definition.prompt
+        return prompt if prompt and prompt.strip() else default
 
     def load_pending_data(self, schema: Schema) -> dict[str, Any]:
         """Validate the user's pendingData for this step type; invalid → StepState error."""

@@ -5,8 +5,9 @@ from __future__ import annotations
 from executor.domain.executions import ConditionEntry
 from executor.domain.outcomes import StepOutcome
 from executor.domain.steps import ExecutionType
-from executor.errors import StepStateError
+from executor.errors import ConditionUndecided, StepStateError
 from executor.schemas.pending import ConditionPendingDataSchema
+from executor.steps import prompts, tools
 from executor.steps.base import StepExecutor
 
 _PENDING = ConditionPendingDataSchema()
@@ -19,7 +20,27 @@ class ConditionStep(StepExecutor):
             return self._user_choice()
         if self.step.definition.execution_type is ExecutionType.MANUAL:
             return self.awaiting_input()
-        return self.ai_decision("choose a condition option")  # type: ignore[no-any-return]
+        return self._ai_choice()
+
+    def _ai_choice(self) -> StepOutcome:
+        question = self.request_text("Choose the most appropriate option.")
+        answer = self.ai.decide(
+            tools.choose_gateway_option(self.step.definition.options),
+            instructions=[prompts.CONDITION],
+            request=f"**Question**: {question}",
+        )
+        option = answer["option"]
+        entry: ConditionEntry = {
+            "type": self.step.definition.type.value,
+            "stepIndex": self.step.step_index,
+            "executionParams": {"answer": option, "reasoning": answer["reasoning"]},
+        }
+        if option is not None:
+            entry["executionResult"] = {"answer": option}
+        self.save(dict(entry))
+        if option is None:
+            raise ConditionUndecided(f"The AI found no option for step {self.step.step_id}")
+        return self.success(selected_option=option)
 
     def _user_choice(self) -> StepOutcome:
         option = self.load_pending_data(_PENDING)["selectedOption"]

@@ -1,4 +1,4 @@
-"""guidance: the user (or, later, the AI) writes the step's free-text response (protocol §7.8)."""
+"""guidance: the user, or the AI for them, writes the step's free-text response (§7.8)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import logging
 from executor.domain.executions import GuidanceEntry
 from executor.domain.outcomes import StepOutcome
 from executor.domain.steps import ExecutionType
-from executor.errors import AiModelUnavailable
+from executor.errors import ExecutorError
 from executor.schemas.pending import GuidancePendingDataSchema
+from executor.steps import prompts, tools
 from executor.steps.base import StepExecutor
+from executor.steps.history import compact_json
 
 log = logging.getLogger(__name__)
 _PENDING = GuidancePendingDataSchema()
+GROUNDING_FIELDS = 40
+GROUNDING_VALUE_CHARS = 200
+TRUNCATED = "… (truncated)"
 
 
 class GuidanceStep(StepExecutor):
@@ -37,15 +42,51 @@ class GuidanceStep(StepExecutor):
             return self.success()
         if stored is not None and "pendingData" in stored:
             return self.awaiting_input()
+        base = {"type": self.step.definition.type.value, "stepIndex": self.step.step_index}
         try:
-            return self.ai_decision("draft a guidance response")  # type: ignore[no-any-return]
-        except AiModelUnavailable as error:
-            log.warning("Guidance drafted by hand instead of by the AI: %s", error)
-        # The protocol's degrade path for an AI failure: an empty draft the user answers by hand.
-        degraded: GuidanceEntry = {
-            "type": self.step.definition.type.value,
-            "stepIndex": self.step.step_index,
-            "pendingData": {},
-        }
-        self.save(dict(degraded))
+            text = self._draft()
+        except ExecutorError as error:
+            text = None
+            log.warning("Guidance left to the user — the AI could not draft it: %s", error)
+        if not isinstance(text, str) or not text.strip():
+            # The protocol's degrade path: an empty draft that the user answers by hand.
+            self.save({**base, "pendingData": {}})
+            return self.awaiting_input()
+        if self.step.definition.execution_type is ExecutionType.FULLY_AUTOMATED:
+            self.save({**base, "executionResult": {"userInput": text, "generatedByAi": True}})
+            return self.success()
+        self.save({**base, "pendingData": {"userInput": text, "aiGenerated": True}})
         return self.awaiting_input()
+
+    def _draft(self) -> object:
+        definition = self.step.definition
+        instructions = definition.prompt if (definition.prompt or "").strip() else None
+        answer = self.ai.decide(
+            tools.submit_guidance_response(),
+            preamble=[m for m in [self._trigger_record()] if m],
+            instructions=[prompts.GUIDANCE],
+            request="**Step instructions**: "
+            + (instructions or definition.title or "Provide the response for this step."),
+        )
+        return answer.get("response")
+
+    def _trigger_record(self) -> str | None:
+        """The base record's values, to ground the draft; left out on any failure."""
+        if self.context.agent is None or self.context.schemas is None:
+            return None
+        ref = self.step.base_record_ref
+        try:
+            schema = self.schemas.get(ref.collection_name)
+            fields = schema.readable_fields[:GROUNDING_FIELDS]
+            record = self.agent.read_record(schema, ref.record_id, [f.name for f in fields])
+        except ExecutorError as error:
+            log.warning("Guidance drafted without the trigger record: %s", error)
+            return None
+        lines = [f"Trigger record — the {schema.display_name} this workflow is running on:"]
+        for field in fields:
+            value = record.values.get(field.name)
+            text = value if isinstance(value, str) else compact_json(value)
+            if len(text) > GROUNDING_VALUE_CHARS:
+                text = text[:GROUNDING_VALUE_CHARS] + TRUNCATED
+            lines.append(f"- {field.display_name}: {text}")
+        return "\n".join(lines)

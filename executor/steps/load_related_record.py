@@ -14,23 +14,38 @@ from executor.domain.outcomes import StepOutcome
 from executor.domain.runs import RecordRef
 from executor.domain.steps import ExecutionType
 from executor.errors import (
+    AiInvokeTimeout,
     AiModelUnavailable,
     InvalidAIResponse,
     InvalidPreRecordedArgs,
+    MalformedToolCall,
+    MissingToolCall,
     NoRelationshipFields,
     RelatedRecordNotFound,
     RelationNotFound,
     StepStateError,
 )
 from executor.schemas.pending import LoadRelatedConfirmationSchema
+from executor.steps import prompts, tools
+from executor.steps.history import compact_json
 from executor.steps.record_step import ConfirmableStep, record_ref_document, record_ref_of
 from executor.steps.sources import RecordSources
 
 log = logging.getLogger(__name__)
 
 LIST_LIMIT = 50
+MAX_RANKING_FIELDS = 6
+RANKING_VALUE_CHARS = 80
+RANKING_BUDGET_CHARS = 16_000
+TRUNCATED = "… (truncated)"
 # Failures of an AI decision: the step then carries on without the AI (protocol §7.6).
-AI_FAILURES = (AiModelUnavailable, InvalidAIResponse)
+AI_FAILURES = (
+    AiModelUnavailable,
+    AiInvokeTimeout,
+    InvalidAIResponse,
+    MalformedToolCall,
+    MissingToolCall,
+)
 
 
 @dataclass(frozen=True)
@@ -104,11 +119,29 @@ class LoadRelatedRecordStep(ConfirmableStep):
 
     def _propose(self, *, use_ai: bool) -> _Proposal:
         relations = self._relations()
+        relation = relations[0]
         if len(relations) > 1 and use_ai:
-            relation: _Relation = self.ai_decision("choose the relation to follow")
-        else:
-            relation = relations[0]
+            relation = self._ai_relation(relations)
         return self._candidates(relation, use_ai=use_ai)
+
+    def _ai_relation(self, relations: list[_Relation]) -> _Relation:
+        labels = {}
+        for relation in relations:
+            source = self.schemas.get(relation.source.collection_name)
+            target = self.schemas.get(relation.target)
+            label = tools.record_label(
+                relation.source.step_index, source.display_name, relation.source.record_id
+            )
+            labels[f"{label} → {relation.field.display_name} (→ {target.display_name})"] = relation
+        answer = self.ai.decide(
+            tools.select_relation_to_follow(list(labels)),
+            instructions=[prompts.SELECT_RELATION],
+            request=f"**Request**: {self.request_text('Load the relevant related record.')}",
+        )
+        chosen = labels.get(answer["relation"])
+        if chosen is None:
+            raise InvalidAIResponse("The AI chose a relation that was not offered")
+        return chosen
 
     def _relations(self) -> list[_Relation]:
         pre = self.step.definition.pre_recorded_args
@@ -188,10 +221,57 @@ class LoadRelatedRecordStep(ConfirmableStep):
             for row in rows
         ]
         if use_ai and proposal.candidates:
-            return self.ai_decision("rank the related records")  # type: ignore[no-any-return]
+            index, confident = self._ai_rank(related, [row.values for row in rows])
+            if index >= 0:
+                proposal.suggestion, proposal.confident = proposal.candidates[index], confident
+            return proposal
         if len(proposal.candidates) == 1:
             proposal.suggestion, proposal.confident = proposal.candidates[0], True
         return proposal
+
+    def _ai_rank(self, related: CollectionSchema, rows: list[dict[str, Any]]) -> tuple[int, bool]:
+        """The index of the record the AI picks (-1: none fits) and whether it is confident.
+
+        The AI first chooses the fields that tell records apart, then picks among the records
+        shown with those fields, within a prompt budget; neither call sees previous steps."""
+        readable = related.readable_fields
+        shown_fields: list[str] = []
+        request = f"**Request**: {self.request_text('Load the relevant related record.')}"
+        if readable:
+            answer = self.ai.decide(
+                tools.select_fields([f.display_name for f in readable]),
+                instructions=[prompts.SELECT_FIELDS],
+                request=request,
+                with_history=False,
+            )
+            for name in answer["fieldNames"][:MAX_RANKING_FIELDS]:
+                field = tools.resolve_name(name, readable)
+                if field is not None and field.name not in shown_fields:
+                    shown_fields.append(field.name)
+        lines: list[str] = []
+        used = 0
+        for index, values in enumerate(rows):
+            shown = (
+                {k: _cut(values.get(k)) for k in shown_fields}
+                if shown_fields
+                else {k: _cut(v) for k, v in values.items()}
+            )
+            line = f"[{index}] {compact_json(shown)}"
+            if lines and used + len(line) > RANKING_BUDGET_CHARS:
+                break
+            lines.append(line)
+            used += len(line) + 1
+        complete = len(lines) == len(rows)
+        listing = "\n".join(lines)
+        if complete:
+            listing += "\nIf none of these records fits the request, answer -1."
+        answer = self.ai.decide(
+            tools.select_record_by_content(len(lines), none_allowed=complete),
+            instructions=[prompts.SELECT_BY_CONTENT, listing],
+            request=request,
+            with_history=False,
+        )
+        return answer["recordIndex"], answer["confident"]
 
     # --- re-entry -------------------------------------------------------------------------------
 
@@ -299,3 +379,11 @@ def _candidate(record_id: list[Any], label: Any) -> dict[str, Any]:
         "recordId": list(record_id),
         "referenceFieldValue": None if label is None else str(label),
     }
+
+
+def _cut(value: Any) -> Any:
+    """A value as the ranking prompt shows it: long text cut to keep the list readable."""
+    text = value if isinstance(value, str) else compact_json(value)
+    if len(text) > RANKING_VALUE_CHARS:
+        return text[:RANKING_VALUE_CHARS] + TRUNCATED
+    return value

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from executor.domain.collections import CollectionSchema
 from executor.domain.outcomes import StepOutcome
 from executor.errors import NoReadableFields, NoResolvedFields
+from executor.steps import prompts, tools
 from executor.steps.record_step import RecordStep
 
 
@@ -17,9 +19,7 @@ class ReadRecordStep(RecordStep):
         if pre is not None and pre.field_names:
             requested = list(pre.field_names)  # technical names, matched exactly
         else:
-            if not schema.readable_fields:
-                raise NoReadableFields(f"{schema.name} has no readable field")
-            requested = self.ai_decision("choose the fields to read")
+            requested = self._ai_fields(schema)
         readable = {f.name: f for f in schema.readable_fields}
         if any(name not in readable for name in requested):
             # The schema may have changed since it was cached: look once more before failing.
@@ -55,3 +55,20 @@ class ReadRecordStep(RecordStep):
             }
         )
         return self.success()
+
+    def _ai_fields(self, schema: CollectionSchema) -> list[str]:
+        """The fields the AI chooses, as technical names (an unknown answer is kept as it is, and
+        becomes an error entry)."""
+        readable = schema.readable_fields
+        if not readable:
+            raise NoReadableFields(f"{schema.name} has no readable field")
+        answer = self.ai.decide(
+            tools.read_selected_record_fields(readable),
+            instructions=[prompts.READ_FIELDS, prompts.collection_line(schema.display_name)],
+            request=f"**Request**: {self.request_text('Read the relevant fields.')}",
+        )
+        names = []
+        for given in answer["fieldNames"]:
+            field = tools.resolve_name(given, readable)
+            names.append(field.name if field is not None else given)
+        return names

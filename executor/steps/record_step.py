@@ -12,7 +12,8 @@ from marshmallow import Schema
 from executor.domain.executions import StepExecutionData
 from executor.domain.outcomes import StepOutcome
 from executor.domain.runs import RecordRef
-from executor.errors import StepStateError
+from executor.errors import InvalidAIResponse, StepStateError
+from executor.steps import prompts, tools
 from executor.steps.base import StepExecutor
 from executor.steps.sources import RecordSources, only_candidate
 
@@ -50,10 +51,25 @@ class RecordStep(StepExecutor):
             and pre.selected_record_step_index is not None
         ):
             return sources.by_index(pre.selected_record_step_index)
-        single = only_candidate(sources.candidates())
+        candidates = sources.candidates()
+        single = only_candidate(candidates)
         if single is not None:
             return single
-        return self.ai_decision("select the record to work on")  # type: ignore[no-any-return]
+        labels = {
+            tools.record_label(
+                c.step_index, self.schemas.get(c.collection_name).display_name, c.record_id
+            ): c
+            for c in candidates
+        }
+        answer = self.ai.decide(
+            tools.select_record(list(labels)),
+            instructions=[prompts.SELECT_RECORD],
+            request=self.request_text("Select the most relevant record."),
+        )
+        chosen = labels.get(answer["recordIdentifier"])
+        if chosen is None:
+            raise InvalidAIResponse("The AI chose a record that was not offered")
+        return chosen
 
     def base_entry(self, source: RecordRef) -> StepExecutionData:
         return {

@@ -13,13 +13,23 @@ from executor.domain.ids import join_record_id
 from executor.domain.outcomes import StepOutcome
 from executor.domain.runs import RecordRef
 from executor.domain.steps import ExecutionType
-from executor.errors import ActionNotFound, ActionRequiresApproval, NoActions, StepStateError
+from executor.errors import (
+    ActionFormValidation,
+    ActionNotFound,
+    ActionRequiresApproval,
+    NoActions,
+    StepStateError,
+)
 from executor.schemas.pending import TriggerActionConfirmationSchema
+from executor.steps import prompts, tools
 from executor.steps.action_form import FormSession
+from executor.steps.history import compact_json
 from executor.steps.record_step import DONE, ConfirmableStep
 
 log = logging.getLogger(__name__)
 
+FILL_PASSES = 3
+_NONE = object()
 PENDING_APPROVAL = "pending-approval"
 EXECUTED = "executed"
 
@@ -41,21 +51,32 @@ class TriggerActionStep(ConfirmableStep):
     def first_call(self) -> StepOutcome:
         source = self.source_record()
         schema = self.schemas.get(source.collection_name)
-        action = self._choose_action(schema)
-        message = self.step.definition.prompt or None  # the approval request's comment
-        form = FormSession.open(self.agent, action, schema.name, self._ids(action, source))
+        action, reasoning = self._choose_action(schema)
+        # The approval request's comment: why the AI chose the action, else the step's prompt.
+        message = reasoning or self.step.definition.prompt or None
+        ids = self._ids(action, source)
+        form = FormSession.open(self.agent, action, schema.name, ids)
         base = self.base_entry(source)
         proposal: dict[str, Any] = {"displayName": action.display_name, "name": action.name}
         mode = self.step.definition.execution_type
         if form is None:
             if mode is ExecutionType.FULLY_AUTOMATED:
-                return self._execute(base, source, schema, action, None, message)
+                return self._execute(base, source, schema, action, None, [], message)
             return self._pause(base, proposal)
         if mode is ExecutionType.MANUAL:
             return self._pause(
                 base, {**proposal, "form": {"fields": form.flattened(), "aiFilledValues": []}}
             )
-        return self.ai_decision("fill the action form")  # type: ignore[no-any-return]
+        form, filled = self._ai_fill(action, schema.name, ids, form)
+        paused = {**proposal, "form": {"fields": form.flattened(), "aiFilledValues": filled}}
+        if mode is ExecutionType.AUTOMATED_WITH_CONFIRMATION or not form.can_execute:
+            return self._pause(base, paused)
+        values = {item["field"]: item["value"] for item in filled}
+        try:
+            return self._execute(base, source, schema, action, values, filled, message)
+        except (ActionFormValidation, ActionRequiresApproval) as error:
+            log.warning("The AI-filled form was refused — left to the user: %s", error)
+            return self._pause(base, paused)
 
     def confirmed(self, entry: StepExecutionData, confirmation: dict[str, Any]) -> StepOutcome:
         """The front executed the action itself (or filed it for approval): record what it says;
@@ -99,7 +120,8 @@ class TriggerActionStep(ConfirmableStep):
 
     # --- choosing -------------------------------------------------------------------------------
 
-    def _choose_action(self, schema: CollectionSchema) -> ActionSchema:
+    def _choose_action(self, schema: CollectionSchema) -> tuple[ActionSchema, str | None]:
+        """The action, and the AI's reasoning when the AI chose it."""
         pre = self.step.definition.pre_recorded_args
         if pre is not None and pre.action_name:
             action = schema.action_named(pre.action_name)
@@ -107,10 +129,55 @@ class TriggerActionStep(ConfirmableStep):
                 action = self.schemas.get(schema.name, fresh=True).action_named(pre.action_name)
             if action is None:
                 raise ActionNotFound(f"{schema.name} has no action {pre.action_name}")
-            return action
+            return action, None
         if not schema.actions:
             raise NoActions(f"{schema.name} has no action")
-        return self.ai_decision("choose the action to trigger")  # type: ignore[no-any-return]
+        answer = self.ai.decide(
+            tools.select_action(schema.actions),
+            instructions=[prompts.SELECT_ACTION, prompts.collection_line(schema.display_name)],
+            request=f"**Request**: {self.request_text('Trigger the relevant action.')}",
+        )
+        chosen = answer["actionName"]
+        action = next((a for a in schema.actions if a.display_name == chosen), None) or next(
+            (a for a in schema.actions if a.name == chosen), None
+        )
+        if action is None:
+            raise ActionNotFound(f"The AI chose an action {schema.name} does not have")
+        return action, answer.get("reasoning") or None
+
+    def _ai_fill(
+        self, action: ActionSchema, collection_name: str, ids: list[str], form: FormSession
+    ) -> tuple[FormSession, list[dict[str, Any]]]:
+        """Up to three passes of the AI filling the form, the form re-read between passes so
+        that change hooks can add or change fields. Returns the form and the values the AI
+        filled, in the order it filled them."""
+        kept: dict[str, Any] = {}
+        filled: list[dict[str, Any]] = []
+        for _ in range(FILL_PASSES):
+            answer = self.ai.decide(
+                tools.fill_action_form(),
+                instructions=[prompts.FILL_FORM, "Form fields:\n" + _form_lines(form)],
+                request=f"**Request**: {self.request_text('Fill the action form.')}",
+            )
+            names = {f.get("field") for f in form.fields}
+            new = {
+                name: value
+                for name, value in (answer.get("values") or {}).items()
+                if value not in (None, "") and name in names and kept.get(name, _NONE) != value
+            }
+            if not new:
+                break
+            kept.update(new)
+            filled.extend({"field": name, "value": value} for name, value in new.items())
+            reopened = FormSession.open(self.agent, action, collection_name, ids)
+            if reopened is None:
+                break
+            form = reopened
+            form.set_values(kept, strict=False)
+            if form.can_execute:
+                break
+        names = {f.get("field") for f in form.fields}
+        return form, [item for item in filled if item["field"] in names]
 
     @staticmethod
     def _ids(action: ActionSchema, source: RecordRef) -> list[str]:
@@ -129,6 +196,7 @@ class TriggerActionStep(ConfirmableStep):
         schema: CollectionSchema,
         action: ActionSchema,
         values: dict[str, Any] | None,
+        filled: list[dict[str, Any]],
         message: str | None,
     ) -> StepOutcome:
         ids = self._ids(action, source)
@@ -176,6 +244,8 @@ class TriggerActionStep(ConfirmableStep):
             result.update(
                 submissionOutcome=submission.outcome, submittedBy="ai", submittedValues=values
             )
+        if filled:
+            result["aiFilledValues"] = filled
         self.save(
             {
                 **base,
@@ -185,3 +255,21 @@ class TriggerActionStep(ConfirmableStep):
             }
         )
         return self.success(approval_request_id=submission.approval_id)
+
+
+def _form_lines(form: FormSession) -> str:
+    """One line per field: what it is, what it takes, what it holds."""
+    lines = []
+    for field in form.flattened():
+        kind = field["type"] if isinstance(field["type"], str) else compact_json(field["type"])
+        line = f"- {field['name']} ({kind}{', required' if field['isRequired'] else ''})"
+        if field.get("description"):
+            line += f" — hint: {field['description']}"
+        if field.get("enumValues"):
+            line += f" — allowed: {', '.join(map(str, field['enumValues']))}"
+        elif field.get("allowedValues"):
+            options = (f"{o['value']} ({o['label']})" for o in field["allowedValues"])
+            line += f" — allowed: {', '.join(options)}"
+        line += f" — current: {compact_json(field['value'])}"
+        lines.append(line)
+    return "\n".join(lines)

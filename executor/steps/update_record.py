@@ -17,6 +17,7 @@ from executor.errors import (
     NoWritableFields,
 )
 from executor.schemas.pending import UpdateConfirmationSchema
+from executor.steps import prompts, tools
 from executor.steps.coercion import coerce_value
 from executor.steps.record_step import DONE, ConfirmableStep, record_ref_of
 
@@ -64,10 +65,29 @@ class UpdateRecordStep(ConfirmableStep):
             field = self._field(schema, field_name)
             if field.type is None:
                 raise FieldTypeMissing(f"Field {field.name} has no type")
-            return field, coerce_value(field, self.ai_decision(f"choose a value for {field.name}"))
-        if not any(f.is_writable for f in schema.fields):
+            answer = self.ai.decide(
+                tools.set_record_field_value(field),
+                instructions=[
+                    prompts.UPDATE_FIELD,
+                    prompts.collection_line(schema.display_name),
+                    f'Set the value of the "{field.display_name}" field.',
+                ],
+                request="**Request**: "
+                + self.request_text(f'Set the "{field.display_name}" field.'),
+            )
+            return field, coerce_value(field, answer["value"])
+        writable = [f for f in schema.fields if f.is_writable]
+        if not writable:
             raise NoWritableFields(f"{schema.name} has no writable field")
-        return self.ai_decision("choose the field to update and its value")  # type: ignore[no-any-return]
+        answer = self.ai.decide(
+            tools.update_record_field(writable),
+            instructions=[prompts.UPDATE_FIELD, prompts.collection_line(schema.display_name)],
+            request=f"**Request**: {self.request_text('Update the relevant field.')}",
+        )
+        chosen = tools.resolve_name(answer["input"]["fieldName"], writable)
+        if chosen is None:
+            raise FieldNotFound(f"The AI chose a field {schema.name} does not have")
+        return chosen, coerce_value(chosen, answer["input"]["value"])
 
     def _field(self, schema: CollectionSchema, name: str) -> FieldSchema:
         field = schema.field_named(name)

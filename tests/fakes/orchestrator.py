@@ -158,6 +158,7 @@ class FakeOrchestrator:
         self.agent_url = "http://127.0.0.1:9"  # the agent the executor under test talks to
         # Answers a real agent's own Forest-server calls (see tests/fakes/python_agent.py).
         self.agent_side: Any = None
+        self.model: Any = None  # a FakeModel answering the AI proxy (tests/fakes/model.py)
         self.activity_logs: list[dict[str, Any]] = []  # audit entries, with their status
         self.approvals: dict[str, dict[str, Any]] = {}  # approval requests by id
         self.frozen = threading.Event()
@@ -308,6 +309,10 @@ class FakeOrchestrator:
             return _json({"hasAccess": self._has_access(run_id, user_id)})
         if request.method == "POST" and path == f"{API}/executor-metadata":
             return _json({})
+        if self.model is not None:  # the Forest server's AI proxy
+            answer = self.model.handle(request)
+            if answer is not None:
+                return answer
         if self.agent_side is not None:  # what a real agent asks the Forest server
             answer = self.agent_side.handle(request)
             if answer is not None:

@@ -11,13 +11,10 @@ from flask import Flask
 
 from executor.extension import runner_of
 from tests.drivers import Executor
-from tests.fakes.agent import FakeAgent
 from tests.fakes.model import FakeModel
 from tests.fakes.orchestrator import (
     FakeOrchestrator,
     condition_step,
-    guidance_step,
-    record_step,
 )
 
 WIRES = ["forest-proxy", "openai", "anthropic"]

@@ -11,10 +11,13 @@ from flask import Flask
 
 from executor.extension import runner_of
 from tests.drivers import Executor
+from tests.fakes.agent import FakeAgent
 from tests.fakes.model import FakeModel
 from tests.fakes.orchestrator import (
     FakeOrchestrator,
     condition_step,
+    guidance_step,
+    record_step,
 )
 
 WIRES = ["forest-proxy", "openai", "anthropic"]
@@ -154,3 +157,233 @@ def test_transient_provider_errors_are_retried(executor: Executor, model: FakeMo
     outcome = executor.run(1, [condition_step(execution_type="fully-automated")])
     assert outcome == {"status": "success", "selectedOption": "No"}
     assert len(model.requests) == 3
+
+
+# --- the AI path of every step (through the Forest AI proxy, the default) -------------------------
+
+
+@pytest.fixture
+def ai(
+    make_app: Callable[..., Flask], orchestrator: FakeOrchestrator, model: FakeModel
+) -> Iterator[Executor]:
+    orchestrator.model = model
+    app = make_app(POLLING_ENABLED=False, AI_INVOKE_TIMEOUT_S=2)
+    runner_of(app).start()
+    yield Executor(app, orchestrator)
+
+
+def test_the_ai_picks_the_record_among_candidates(ai: Executor, model: FakeModel) -> None:
+    model.answer("select-record", {"recordIdentifier": "Step 0 - Companies #1"})
+    steps = [
+        record_step(LOAD, "fully-automated", relationName="company"),
+        record_step(GET, fieldNames=["name"]),
+    ]
+    ai.run(1, steps, record_id="1")
+    assert ai.outcomes(1) == [SUCCESS, SUCCESS]
+    assert ai.entry(1, 1)["selectedRecordRef"]["collectionName"] == "companies"
+    [request] = model.prompts_for("select-record")
+    assert request.tool_schemas["select-record"]["properties"]["recordIdentifier"]["enum"] == [
+        "Step 0 - Customers #1",
+        "Step 0 - Companies #1",
+    ]
+
+
+def test_the_ai_chooses_the_fields_to_read(ai: Executor, model: FakeModel) -> None:
+    model.answer("read-selected-record-fields", {"fieldNames": ["Name", "tier", "Shoe size"]})
+    assert ai.run(1, [record_step(GET)]) == SUCCESS
+    fields = ai.entry(1)["executionResult"]["fields"]
+    assert fields == [
+        {"name": "name", "displayName": "Name", "value": "Ada Lovelace"},
+        {"name": "tier", "displayName": "Tier", "value": "gold"},
+        {"name": "Shoe size", "displayName": "Shoe size", "error": "Field not found: Shoe size"},
+    ]
+    [request] = model.requests
+    description = request.tool_schemas["read-selected-record-fields"]["properties"]["fieldNames"]
+    assert '"Name"' in description["description"] and '"Email"' in description["description"]
+    assert 'The selected record belongs to the "Customers" collection.' in request.system
+    assert request.messages[-1]["content"] == "**Request**: Do something with the record"
+
+
+def test_the_ai_chooses_a_field_and_its_value(
+    ai: Executor, model: FakeModel, agent: FakeAgent
+) -> None:
+    model.answer(
+        "update-record-field", {"input": {"fieldName": "Tier", "value": "bronze", "reasoning": "r"}}
+    )
+    assert ai.run(1, [record_step(UPDATE, "fully-automated")]) == SUCCESS
+    assert agent.updates[0].attributes == {"tier": "bronze"}
+    schema = model.requests[0].tool_schemas["update-record-field"]
+    variants = schema["properties"]["input"]["anyOf"]
+    tier = next(v for v in variants if v["properties"]["fieldName"]["const"] == "Tier")
+    assert tier["properties"]["value"] == {
+        "anyOf": [{"type": "string", "enum": ["bronze", "silver", "gold"]}, {"type": "null"}]
+    }
+
+
+def test_an_ai_value_outside_the_field_s_type_is_refused(
+    ai: Executor, model: FakeModel, agent: FakeAgent
+) -> None:
+    model.answer(
+        "update-record-field",
+        {"input": {"fieldName": "Tier", "value": "platinum", "reasoning": "r"}},
+    )
+    assert ai.run(1, [record_step(UPDATE, "fully-automated")]) == error(
+        "The AI made an unexpected choice. Try rephrasing the step's prompt."
+    )
+    assert agent.updates == []
+
+
+def test_the_ai_fills_a_pinned_field_and_the_user_confirms(
+    ai: Executor, model: FakeModel, agent: FakeAgent
+) -> None:
+    model.answer("set-record-field-value", {"reasoning": "downgrade", "value": "silver"})
+    step = record_step(UPDATE, "automated-with-confirmation", fieldName="tier")
+    assert ai.run(1, [step]) == AWAITING
+    assert ai.entry(1)["pendingData"] == {"displayName": "Tier", "name": "tier", "value": "silver"}
+    assert ai.trigger(1, {"userConfirmed": True}) == SUCCESS
+    assert agent.updates[0].attributes == {"tier": "silver"}
+
+
+def test_the_ai_chooses_an_action_and_explains_an_approval(
+    ai: Executor, model: FakeModel, orchestrator: FakeOrchestrator
+) -> None:
+    model.answer("select-action", {"actionName": "Archive", "reasoning": "The customer left."})
+    assert ai.run(1, [record_step(ACTION, "fully-automated")])["status"] == "success"
+    [approval] = orchestrator.approvals.values()
+    assert approval["comment"] == "The customer left."
+    listing = model.requests[0].tool_schemas["select-action"]["properties"]["actionName"]
+    assert "Send invoice (technical name: send-invoice)" in listing["description"]
+
+
+def test_the_ai_fills_a_form_over_several_passes_then_executes(
+    ai: Executor, model: FakeModel, agent: FakeAgent
+) -> None:
+    model.answer("fill_action_form", {"values": {"amount": 20, "reason": "other"}})
+    model.answer("fill_action_form", {"values": {"details": "Box crushed in transit"}})
+    step = record_step(ACTION, "fully-automated", actionName="refund")
+    step["prompt"] = "Refund 20 EUR: the box arrived crushed"
+    assert ai.run(1, [step]) == SUCCESS
+    [execution] = agent.executions
+    assert execution.values["amount"] == 20
+    assert execution.values["details"] == "Box crushed in transit"
+    result = ai.entry(1)["executionResult"]
+    assert result["submittedBy"] == "ai" and result["submissionOutcome"] == "executed"
+    assert result["aiFilledValues"] == [
+        {"field": "amount", "value": 20},
+        {"field": "reason", "value": "other"},
+        {"field": "details", "value": "Box crushed in transit"},
+    ]
+    second = model.prompts_for("fill_action_form")[1]
+    assert "- details (String, required) — hint: Why?" in second.system  # added by the hook
+
+
+def test_with_confirmation_the_ai_filled_form_waits_for_the_user(
+    ai: Executor, model: FakeModel, agent: FakeAgent
+) -> None:
+    model.answer("fill_action_form", {"values": {"amount": 15, "reason": "late"}})
+    model.answer("fill_action_form", {"values": {}})
+    step = record_step(ACTION, "automated-with-confirmation", actionName="refund")
+    assert ai.run(1, [step]) == AWAITING
+    form = ai.entry(1)["pendingData"]["form"]
+    assert form["aiFilledValues"] == [
+        {"field": "amount", "value": 15},
+        {"field": "reason", "value": "late"},
+    ]
+    assert next(f for f in form["fields"] if f["name"] == "amount")["value"] == 15
+    assert agent.executions == []
+
+
+def test_the_ai_chooses_a_relation_and_ranks_its_records(ai: Executor, model: FakeModel) -> None:
+    model.answer_with(
+        lambda request: {
+            "name": "select-relation-to-follow",
+            "arguments": {
+                "relation": next(
+                    label
+                    for label in request.tool_schemas["select-relation-to-follow"]["properties"][
+                        "relation"
+                    ]["enum"]
+                    if "→ Orders" in label
+                ),
+                "reasoning": "orders",
+            },
+        }
+    )
+    model.answer("select-fields", {"fieldNames": ["Reference", "Amount"]})
+    model.answer(
+        "select-record-by-content", {"recordIndex": 2, "confident": True, "reasoning": "biggest"}
+    )
+    assert ai.run(1, [record_step(LOAD, "fully-automated")]) == SUCCESS
+    assert ai.entry(1)["executionResult"]["record"] == {
+        "collectionName": "orders",
+        "recordId": [103],
+        "stepIndex": 0,
+    }
+    ranking = model.prompts_for("select-record-by-content")[0]
+    assert '[2] {"reference":"A-103","amount":560}' in ranking.system
+    assert "answer -1" in ranking.system
+    labels = model.requests[0].tool_schemas["select-relation-to-follow"]["properties"]["relation"]
+    assert "Step 0 - Customers #1 → Company (→ Companies)" in labels["enum"]
+
+
+def test_no_fitting_record_is_suggested_as_none(ai: Executor, model: FakeModel) -> None:
+    model.answer("select-fields", {"fieldNames": ["Reference"]})
+    model.answer(
+        "select-record-by-content", {"recordIndex": -1, "confident": True, "reasoning": "x"}
+    )
+    step = record_step(LOAD, "automated-with-confirmation", relationName="orders")
+    assert ai.run(1, [step]) == AWAITING
+    pending = ai.entry(1)["pendingData"]
+    assert pending["suggestNoRecord"] is True and "suggestedRecord" not in pending
+
+
+def test_an_unsure_ranking_waits_for_the_user(ai: Executor, model: FakeModel) -> None:
+    model.answer("select-fields", {"fieldNames": ["Reference"]})
+    model.answer(
+        "select-record-by-content", {"recordIndex": 0, "confident": False, "reasoning": "?"}
+    )
+    step = record_step(LOAD, "fully-automated", relationName="orders")
+    assert ai.run(1, [step]) == AWAITING
+    assert ai.entry(1)["pendingData"]["suggestedRecord"]["referenceFieldValue"] == "A-101"
+
+
+def test_a_failing_ai_leaves_the_related_record_to_the_user(ai: Executor, model: FakeModel) -> None:
+    model.no_tool_call()
+    step = record_step(LOAD, "fully-automated", relationName="orders")
+    assert ai.run(1, [step]) == AWAITING
+    pending = ai.entry(1)["pendingData"]
+    assert len(pending["availableRecordIds"]) == 5 and "suggestNoRecord" not in pending
+
+
+def test_the_ai_drafts_guidance_from_the_trigger_record_and_history(
+    ai: Executor, model: FakeModel, orchestrator: FakeOrchestrator
+) -> None:
+    model.answer(
+        "choose-gateway-option", {"reasoning": "many orders", "question": "VIP?", "option": "Yes"}
+    )
+    model.answer("submit_guidance_response", {"response": "Offer Ada a loyalty discount."})
+    steps = [condition_step(execution_type="fully-automated"), guidance_step("fully-automated")]
+    ai.run(1, steps, record_id="1")
+    assert ai.outcomes(1) == [{"status": "success", "selectedOption": "Yes"}, SUCCESS]
+    assert ai.entry(1, 1)["executionResult"] == {
+        "userInput": "Offer Ada a loyalty discount.",
+        "generatedByAi": True,
+    }
+    [request] = model.prompts_for("submit_guidance_response")
+    assert "Trigger record — the Customers this workflow is running on:" in request.system
+    assert "- Name: Ada Lovelace" in request.system
+    assert 'Step "step-0" (index 0):\n  Prompt: Is the customer a VIP?' in request.system
+    assert '  Input: {"answer":"Yes","reasoning":"many orders"}' in request.system
+    assert request.messages[-1]["content"] == "**Step instructions**: Write a note"
+    assert "Ada Lovelace" not in json.dumps(orchestrator.updates())  # no data upstream
+
+
+def test_with_confirmation_the_ai_draft_waits_and_a_blank_one_is_left_empty(
+    ai: Executor, model: FakeModel
+) -> None:
+    model.answer("submit_guidance_response", {"response": "Call back tomorrow."})
+    assert ai.run(1, [guidance_step("automated-with-confirmation")]) == AWAITING
+    assert ai.entry(1)["pendingData"] == {"userInput": "Call back tomorrow.", "aiGenerated": True}
+    model.answer("submit_guidance_response", {"response": "   "})
+    assert ai.run(2, [guidance_step("fully-automated")]) == AWAITING
+    assert ai.entry(2)["pendingData"] == {}

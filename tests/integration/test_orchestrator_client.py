@@ -20,7 +20,7 @@ FAST_RETRIES = (0.01, 0.01, 0.01)
 @pytest.fixture
 def client(orchestrator: FakeOrchestrator) -> Iterator[OrchestratorClient]:
     client = OrchestratorClient(
-        orchestrator.url, ENV_SECRET, timeout_s=0.2, retry_delays_s=FAST_RETRIES
+        orchestrator.url, ENV_SECRET, timeout_s=5, retry_delays_s=FAST_RETRIES
     )
     yield client
     client.close()
@@ -79,17 +79,21 @@ def test_other_failures_and_unretried_calls_fail_at_once(
 
 
 def test_a_slow_orchestrator_times_out_as_408_and_retried_calls_retry(
-    orchestrator: FakeOrchestrator, client: OrchestratorClient
+    orchestrator: FakeOrchestrator,
 ) -> None:
-    orchestrator.delay(f"{API}/pending-run", 0.4)
+    client = OrchestratorClient(
+        orchestrator.url, ENV_SECRET, timeout_s=0.2, retry_delays_s=FAST_RETRIES
+    )
+    orchestrator.delay(f"{API}/pending-run", 1.0)
     with pytest.raises(WorkflowPortError) as raised:
         client.fetch_pending_runs()
     assert raised.value.status == 408
 
-    orchestrator.delay(f"{API}/executor-metadata", 0.4)
+    orchestrator.delay(f"{API}/executor-metadata", 1.0)
     with pytest.raises(WorkflowPortError):
         client.report_executor_metadata("1.0.0")
     assert orchestrator.count(f"{API}/executor-metadata") == 4
+    client.close()
 
 
 def test_a_refused_connection_is_an_unavailable_error() -> None:

@@ -722,3 +722,38 @@ def test_as_mapping_is_a_copy() -> None:
 
     assert settings.as_mapping()["POLLING_INTERVAL_S"] == 30
     assert mapping is not settings.raw
+
+
+# --- AI settings --------------------------------------------------------------------------------
+
+
+def test_a_local_ai_provider_needs_its_model_and_key() -> None:
+    message = config_error({"AI_PROVIDER": "openai", "AI_MODEL": "gpt-4.1"})
+    assert "AI_PROVIDER, AI_MODEL and AI_API_KEY go together: AI_API_KEY missing" in message
+    assert "AI_PROVIDER must be one of openai, anthropic" in config_error({"AI_PROVIDER": "mistral"})
+
+
+def test_an_ai_base_url_without_a_provider_is_refused() -> None:
+    assert "AI_BASE_URL needs AI_PROVIDER" in config_error({"AI_BASE_URL": "http://127.0.0.1:1"})
+
+
+def test_a_complete_local_provider_is_read() -> None:
+    settings = load(
+        {
+            "AI_PROVIDER": "Anthropic",
+            "AI_MODEL": "claude-x",
+            "AI_API_KEY": "sk-secret-123",
+            "AI_BASE_URL": "http://gateway.internal/",
+        }
+    )
+    assert (settings.ai_provider, settings.ai_model, settings.ai_base_url) == (
+        "anthropic",
+        "claude-x",
+        "http://gateway.internal",
+    )
+    assert "sk-secret-123" not in repr(settings)
+
+
+def test_force_ai_error_is_ignored_in_production() -> None:
+    assert load({"FORCE_AI_ERROR": True}).force_ai_error is False
+    assert load({"FORCE_AI_ERROR": True, "EXECUTOR_ENV": "development"}).force_ai_error is True

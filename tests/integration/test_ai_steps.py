@@ -387,3 +387,61 @@ def test_with_confirmation_the_ai_draft_waits_and_a_blank_one_is_left_empty(
     model.answer("submit_guidance_response", {"response": "   "})
     assert ai.run(2, [guidance_step("fully-automated")]) == AWAITING
     assert ai.entry(2)["pendingData"] == {}
+
+
+FIVE_STEPS = [
+    condition_step(execution_type="fully-automated"),
+    record_step(LOAD, "fully-automated", title="Find the company"),
+    record_step(GET, "fully-automated", title="Read the company"),
+    record_step(UPDATE, "fully-automated", title="Mark the company"),
+    record_step(ACTION, "fully-automated", title="Invoice the customer"),
+]
+
+
+def script_five_steps(model: FakeModel) -> None:
+    """The AI's answers for FIVE_STEPS, one decision after another."""
+    model.answer(
+        "choose-gateway-option",
+        {"reasoning": "Ada is flagged VIP.", "question": "Is the customer a VIP?", "option": "Yes"},
+    )
+    model.answer_with(
+        lambda request: {
+            "name": "select-relation-to-follow",
+            "arguments": {
+                "relation": next(
+                    label
+                    for label in request.tool_schemas["select-relation-to-follow"]["properties"][
+                        "relation"
+                    ]["enum"]
+                    if "→ Company" in label
+                ),
+                "reasoning": "The company is what the step is about.",
+            },
+        }
+    )
+    model.answer("select-record", {"recordIdentifier": "Step 1 - Companies #1"})
+    model.answer("read-selected-record-fields", {"fieldNames": ["Name"]})
+    model.answer("select-record", {"recordIdentifier": "Step 1 - Companies #1"})
+    model.answer(
+        "update-record-field",
+        {"input": {"fieldName": "Name", "value": "Acme (VIP)", "reasoning": "Flag the account."}},
+    )
+    model.answer("select-record", {"recordIdentifier": "Step 0 - Customers #1"})
+    model.answer("select-action", {"actionName": "Send invoice", "reasoning": "Bill the VIP."})
+
+
+def test_the_ai_decides_every_step_of_a_five_step_workflow(
+    ai: Executor, model: FakeModel, agent: FakeAgent, orchestrator: FakeOrchestrator
+) -> None:
+    script_five_steps(model)
+    assert ai.run(1, FIVE_STEPS, record_id="1") == {"status": "success", "selectedOption": "Yes"}
+    assert ai.outcomes(1)[1:] == [SUCCESS] * 4
+    assert orchestrator.runs["1"].finished
+    assert [u.attributes for u in agent.updates] == [{"name": "Acme (VIP)"}]
+    assert [(e.action, e.ids) for e in agent.executions] == [("send-invoice", ["1"])]
+    assert model.remaining == 0
+    # Later steps see what earlier ones did.
+    update_prompt = model.prompts_for("update-record-field")[0].system
+    assert "Loaded: customers #1 → [Company] → companies #1 (step 1)" in update_prompt
+    assert "Ada is flagged VIP." in update_prompt
+    assert "Acme" not in json.dumps(orchestrator.updates())

@@ -730,7 +730,9 @@ def test_as_mapping_is_a_copy() -> None:
 def test_a_local_ai_provider_needs_its_model_and_key() -> None:
     message = config_error({"AI_PROVIDER": "openai", "AI_MODEL": "gpt-4.1"})
     assert "AI_PROVIDER, AI_MODEL and AI_API_KEY go together: AI_API_KEY missing" in message
-    assert "AI_PROVIDER must be one of openai, anthropic" in config_error({"AI_PROVIDER": "mistral"})
+    assert "AI_PROVIDER must be one of openai, anthropic" in config_error(
+        {"AI_PROVIDER": "mistral"}
+    )
 
 
 def test_an_ai_base_url_without_a_provider_is_refused() -> None:

@@ -248,14 +248,12 @@ class LoadRelatedRecordStep(ConfirmableStep):
                 field = tools.resolve_name(name, readable)
                 if field is not None and field.name not in shown_fields:
                     shown_fields.append(field.name)
+        display = {f.name: f.display_name for f in related.fields}  # the AI sees display names
         lines: list[str] = []
         used = 0
         for index, values in enumerate(rows):
-            shown = (
-                {k: _cut(values.get(k)) for k in shown_fields}
-                if shown_fields
-                else {k: _cut(v) for k, v in values.items()}
-            )
+            names = shown_fields or list(values)
+            shown = {display.get(k, k): _cut(values.get(k)) for k in names}
             line = f"[{index}] {compact_json(shown)}"
             if lines and used + len(line) > RANKING_BUDGET_CHARS:
                 break

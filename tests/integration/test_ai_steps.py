@@ -320,7 +320,7 @@ def test_the_ai_chooses_a_relation_and_ranks_its_records(ai: Executor, model: Fa
         "stepIndex": 0,
     }
     ranking = model.prompts_for("select-record-by-content")[0]
-    assert '[2] {"reference":"A-103","amount":560}' in ranking.system
+    assert '[2] {"Reference":"A-103","Amount":560}' in ranking.system
     assert "answer -1" in ranking.system
     labels = model.requests[0].tool_schemas["select-relation-to-follow"]["properties"]["relation"]
     assert "Step 0 - Customers #1 → Company (→ Companies)" in labels["enum"]

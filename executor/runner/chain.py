@@ -217,7 +217,8 @@ class _StepAttempt:
         try:
             self.outcome = self._execute()
         except ExecutorError as error:
-            self._log_failure("Step failed: %s", error)
+            late = " (after its timeout)" if self._abandoned else ""
+            log.warning("Step failed%s: %s", late, error, extra=self._fields)
             self.outcome = _error(self._dispatch, error.user_message)
         except Exception as error:
             if self._abandoned:
@@ -227,15 +228,6 @@ class _StepAttempt:
             self.outcome = _error(self._dispatch, NON_DOMAIN_STEP_ERROR_MESSAGE)
         finally:
             self.done.set()
-
-    def _log_failure(self, message: str, error: ExecutorError) -> None:
-        level = logging.WARNING
-        log.log(
-            level,
-            message + (" (after its timeout)" if self._abandoned else ""),
-            error,
-            extra=self._fields,
-        )
 
 
 def _error(dispatch: Dispatch, message: str) -> StepOutcome:

@@ -19,6 +19,11 @@ class ConditionStep(StepExecutor):
         if self.context.pending_data is not None:
             return self._user_choice()
         if self.step.definition.execution_type is ExecutionType.MANUAL:
+            # Re-dispatched after the user answered (the report of that answer was lost, say):
+            # the stored answer stands instead of asking again.
+            stored = self.stored_entry()
+            if stored is not None and "executionResult" in stored:
+                return self.success(selected_option=stored["executionResult"]["answer"])
             return self.awaiting_input()
         return self._ai_choice()
 

@@ -32,6 +32,10 @@ class GuidanceStep(StepExecutor):
             self.save(dict(entry))
             return self.success()
         if self.step.definition.execution_type is ExecutionType.MANUAL:
+            # Re-dispatched after the user answered: the stored answer stands.
+            stored = self.stored_entry()
+            if stored is not None and "executionResult" in stored:
+                return self.success()
             return self.awaiting_input()
         return self._ai_draft()
 

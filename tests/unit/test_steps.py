@@ -158,3 +158,19 @@ def test_step_types_of_later_issues_end_with_a_clear_error(store: MemoryRunStore
     with pytest.raises(UnsupportedStepType) as raised:
         execute(store, step_of(StepType.MCP, ExecutionType.FULLY_AUTOMATED))
     assert raised.value.user_message == "This step type is not yet supported."
+
+
+def test_a_stored_manual_guidance_answer_is_replayed_not_asked_again(
+    store: MemoryRunStore,
+) -> None:
+    guidance = step_of(StepType.GUIDANCE, ExecutionType.MANUAL)
+    execute(store, guidance, {"userInput": "done"})
+    assert execute(store, guidance).status is StepStatus.SUCCESS
+
+
+def test_a_stored_manual_condition_answer_is_replayed_not_asked_again(
+    store: MemoryRunStore,
+) -> None:
+    execute(store, condition(), {"selectedOption": "No"})
+    replayed = execute(store, condition())
+    assert (replayed.status, replayed.selected_option) == (StepStatus.SUCCESS, "No")

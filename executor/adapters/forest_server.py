@@ -99,8 +99,10 @@ class ActivityLogClient(ActivityLogPort):
             if queue_it:
                 future = self._marks.submit(self._send_mark, server_token, handle, succeeded)
                 self._pending.add(future)
-                future.add_done_callback(self._forget)
-        if not queue_it:
+        if queue_it:
+            # Outside the lock: a mark already over runs _forget at once, in this thread.
+            future.add_done_callback(self._forget)
+        else:
             self._send_mark(server_token, handle, succeeded)
 
     def flush(self, timeout: float) -> bool:

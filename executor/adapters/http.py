@@ -139,7 +139,7 @@ class JsonHttpClient:
             return None
         try:
             return json.loads(body)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nested beyond reason
             raise HttpError(f"{method} {path} answered invalid JSON", body=body) from error
 
 

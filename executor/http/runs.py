@@ -79,14 +79,24 @@ def trigger_run(run_id: str) -> Response:
     return jsonify(_TRIGGER_RESPONSE.dump({"triggered": True}))
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity would be stored, then unservable
+
+
 def _json_object_body() -> dict[str, Any]:
     """The body as a JSON object; an empty body counts as ``{}``."""
-    raw = request.get_data(cache=True)  # raises 413 past max_content_length
+    limit = _executor().settings.max_request_bytes
+    # One byte of slack: a chunked body is cut at the limit rather than refused, so a body that
+    # reaches limit + 1 bytes is known to be too large. A declared length over it is a 413 at once.
+    request.max_content_length = limit + 1
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise ApiError(413, "Request body too large")
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
         raise ApiError(400, "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")

@@ -21,6 +21,7 @@ from executor.errors import (
     RunAlreadyInFlight,
     RunNotFound,
     UserMismatch,
+    WorkflowPortError,
 )
 from executor.runner.chain import Chain
 from executor.runner.context import StepContexts
@@ -278,6 +279,9 @@ class Runner:
             raise
         if dispatch is None:
             raise RunNotFound(f"Run {run_id} has nothing to claim")
+        if dispatch.run_id != run_id:
+            # Executing it would bypass the guards taken for the run asked for.
+            raise WorkflowPortError(f"Claiming run {run_id} answered run {dispatch.run_id}")
         return dispatch
 
     def _start_polled_chain(self, dispatch: Dispatch) -> bool:

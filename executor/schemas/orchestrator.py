@@ -64,6 +64,15 @@ _USER_STRING_FIELDS = ("firstName", "lastName", "team", "role", "permissionLevel
 
 def map_run(envelope: Any) -> Dispatch | None:
     """Map one hydrated run to the dispatch of its available step (``None``: nothing to do)."""
+    try:
+        return _map_run(envelope)
+    except (TypeError, ValueError, OverflowError, RecursionError) as error:
+        # Values of a type or size no rule foresaw (an object where a name belongs, an integer
+        # beyond any float): the run is malformed, whatever Python error they caused.
+        raise DomainValidation(f"Run could not be mapped: {type(error).__name__}") from error
+
+
+def _map_run(envelope: Any) -> Dispatch | None:
     if not isinstance(envelope, Mapping):
         raise DomainValidation(f"A run must be a JSON object, got {type(envelope).__name__}")
     run_id = run_id_of(envelope)
@@ -108,14 +117,16 @@ def map_run(envelope: Any) -> Dispatch | None:
     )
 
     rendering_id = profile.get("renderingId")
-    if not _is_number(rendering_id) or not math.isfinite(rendering_id):
+    if not _is_number(rendering_id) or (
+        isinstance(rendering_id, float) and not math.isfinite(rendering_id)
+    ):
         raise InvalidStepDefinition(f"Run {run_id}: userProfile.renderingId is not a finite number")
 
     step_id = available.get("stepName")
     if not isinstance(step_id, str) or not step_id:
         raise DomainValidation(f"Run {run_id}: the available step has no stepName")
     trigger_type = envelope.get("triggerType") or TriggerType.MANUAL.value
-    if trigger_type not in {t.value for t in TriggerType}:
+    if not isinstance(trigger_type, str) or trigger_type not in {t.value for t in TriggerType}:
         raise DomainValidation(f"Run {run_id}: unknown triggerType {trigger_type!r}")
     if not isinstance(collection_name, str) or not isinstance(selected_record_id, str | int):
         raise DomainValidation(f"Run {run_id}: collectionName or selectedRecordId has a wrong type")
@@ -140,9 +151,9 @@ def map_run(envelope: Any) -> Dispatch | None:
 def run_id_of(envelope: Mapping[str, Any]) -> str | None:
     """The run's id as the executor keys it (``String(id)``), when it has a usable one."""
     raw = envelope.get("id")
-    if _is_int(raw):
+    if _is_int(raw) and raw >= 0:
         return str(raw)
-    if isinstance(raw, str) and raw.isdigit():
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit():  # not "²" nor "٣"
         return raw
     return None
 
@@ -167,7 +178,7 @@ def map_user(profile: Mapping[str, Any], run_id: str) -> StepUser:
     email = profile.get("email")
     rendering_id = profile.get("renderingId")
     tags = profile.get("tags") or {}
-    if not _is_number(user_id) or not float(user_id).is_integer():
+    if not (_is_int(user_id) or (isinstance(user_id, float) and user_id.is_integer())):
         raise DomainValidation(f"Run {run_id}: userProfile.id is not an integer")
     if not isinstance(email, str):
         raise DomainValidation(f"Run {run_id}: userProfile.email is not a string")
@@ -266,9 +277,11 @@ def map_step_definition(raw: Any) -> StepDefinition:
         raise InvalidStepDefinition("A step has no stepDefinition object")
     server_type = raw.get("type")
     options: tuple[str, ...] = ()
+    if not isinstance(server_type, str):
+        raise InvalidStepDefinition(f"Step type {type(server_type).__name__} is not a name")
     if server_type == "task":
         task_type = raw.get("taskType")
-        if task_type not in _TASK_TYPES:
+        if not isinstance(task_type, str) or task_type not in _TASK_TYPES:
             raise InvalidStepDefinition(f"Unknown task type {task_type!r}")
         step_type = _TASK_TYPES[task_type]
     elif server_type == "condition":

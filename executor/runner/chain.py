@@ -58,6 +58,7 @@ class Chain(Task):
         settings: Settings,
         lease_owner: str,
         is_draining: Callable[[], bool],
+        may_report: Callable[[], bool],
     ) -> None:
         self.run_id = first.run_id
         self._first = first
@@ -68,12 +69,43 @@ class Chain(Task):
         self._settings = settings
         self._lease_owner = lease_owner
         self._is_draining = is_draining
+        self._may_report = may_report
+        self._queued_at = time.monotonic()
 
     def run(self) -> None:
         try:
-            self._run_chain()
+            if self._still_leased():
+                self._run_chain()
         finally:
             self._release()
+
+    def _still_leased(self) -> bool:
+        """A chain that waited in the queue may have outlived its lease, and another process may
+        have taken and even finished the run meanwhile: renew the lease before acting, or give
+        the run up (the orchestrator offers it again) once the lease may have lapsed."""
+        waited = time.monotonic() - self._queued_at
+        ttl = self._settings.run_lease_ttl_s
+        if waited < ttl / 3:
+            return True  # renewed nowhere, but far from expiring
+        if waited >= ttl * 0.9:
+            log.warning(
+                "Queued run given up — it waited past its lease", extra={"run_id": self.run_id}
+            )
+            return False
+        try:
+            if self._services.leases.acquire(
+                self.run_id, self._lease_owner, self._settings.run_lease_ttl_s
+            ):
+                return True
+            log.warning(
+                "Queued run given up — its lease ran out and another process took it",
+                extra={"run_id": self.run_id},
+            )
+        except ExecutorError as error:
+            log.warning(
+                "Queued run given up — lease unknown: %s", error, extra={"run_id": self.run_id}
+            )
+        return False
 
     def cancel(self) -> None:
         log.info("Queued run dropped by shutdown", extra={"run_id": self.run_id})
@@ -132,6 +164,14 @@ class Chain(Task):
             pending_data = None  # pendingData belongs to the first step only
 
     def _report(self, dispatch: Dispatch, outcome: StepOutcome) -> Dispatch | None:
+        if not self._may_report():
+            # The runner stopped while this step ran past the drain deadline: leave the step
+            # unreported (the orchestrator offers it again) rather than report it half-done.
+            log.warning(
+                "Outcome not reported — the executor stopped before the step ended",
+                extra=step_log_fields(dispatch),
+            )
+            return None
         try:
             next_dispatch = self._services.workflow.report_outcome(dispatch.run_id, outcome)
         except WorkflowPortError as error:

@@ -4,6 +4,7 @@ registry, the run leases and, when a port is configured, the HTTP server (protoc
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import os
 import socket
@@ -91,6 +92,7 @@ class Runner:
         self._poller: Poller | None = None
         self._server: WerkzeugServer | GunicornServer | None = None
         self._lease_owner = ""
+        self._generation = 0
         self.http_port: int | None = None
 
     @property
@@ -125,6 +127,7 @@ class Runner:
         self.services.agent.probe()  # before touching the database (protocol §6.3)
         self.services.run_store.init()
         self._lease_owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._generation += 1  # chains of an earlier start must not report into this one
         self._pool = WorkerPool(settings.max_concurrent_runs, settings.max_queued_runs)
         self._state = RunnerState.RUNNING
         threading.Thread(target=self._report_version, name="executor-metadata", daemon=True).start()
@@ -324,8 +327,16 @@ class Runner:
             settings=self.settings,
             lease_owner=self._lease_owner,
             is_draining=lambda: self._state is not RunnerState.RUNNING,
+            may_report=functools.partial(self._is_current, self._generation),
         )
         return pool.try_submit(chain)
+
+    def _is_current(self, generation: int) -> bool:
+        """Whether chains started in ``generation`` may still report (not after their stop)."""
+        return self._generation == generation and self._state in (
+            RunnerState.RUNNING,
+            RunnerState.DRAINING,
+        )
 
     def _release_lease(self, run_id: str) -> None:
         try:

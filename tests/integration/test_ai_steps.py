@@ -65,8 +65,18 @@ def executor(
     yield Executor(app, orchestrator)
 
 
-def reported(orchestrator: FakeOrchestrator) -> str:
-    return json.dumps(orchestrator.updates())
+def choose_relation(model: FakeModel, label_part: str, reasoning: str) -> None:
+    """Script the AI to follow the offered relation whose label contains ``label_part``."""
+
+    def answer(request: Any) -> dict[str, Any]:
+        labels = request.tool_schemas["select-relation-to-follow"]["properties"]["relation"]
+        chosen = next(label for label in labels["enum"] if label_part in label)
+        return {
+            "name": "select-relation-to-follow",
+            "arguments": {"relation": chosen, "reasoning": reasoning},
+        }
+
+    model.answer_with(answer)
 
 
 # --- the model port, through each wire format ----------------------------------------------------
@@ -294,21 +304,7 @@ def test_with_confirmation_the_ai_filled_form_waits_for_the_user(
 
 
 def test_the_ai_chooses_a_relation_and_ranks_its_records(ai: Executor, model: FakeModel) -> None:
-    model.answer_with(
-        lambda request: {
-            "name": "select-relation-to-follow",
-            "arguments": {
-                "relation": next(
-                    label
-                    for label in request.tool_schemas["select-relation-to-follow"]["properties"][
-                        "relation"
-                    ]["enum"]
-                    if "→ Orders" in label
-                ),
-                "reasoning": "orders",
-            },
-        }
-    )
+    choose_relation(model, "→ Orders", "orders")
     model.answer("select-fields", {"fieldNames": ["Reference", "Amount"]})
     model.answer(
         "select-record-by-content", {"recordIndex": 2, "confident": True, "reasoning": "biggest"}
@@ -404,21 +400,7 @@ def script_five_steps(model: FakeModel) -> None:
         "choose-gateway-option",
         {"reasoning": "Ada is flagged VIP.", "question": "Is the customer a VIP?", "option": "Yes"},
     )
-    model.answer_with(
-        lambda request: {
-            "name": "select-relation-to-follow",
-            "arguments": {
-                "relation": next(
-                    label
-                    for label in request.tool_schemas["select-relation-to-follow"]["properties"][
-                        "relation"
-                    ]["enum"]
-                    if "→ Company" in label
-                ),
-                "reasoning": "The company is what the step is about.",
-            },
-        }
-    )
+    choose_relation(model, "→ Company", "The company is what the step is about.")
     model.answer("select-record", {"recordIdentifier": "Step 1 - Companies #1"})
     model.answer("read-selected-record-fields", {"fieldNames": ["Name"]})
     model.answer("select-record", {"recordIdentifier": "Step 1 - Companies #1"})

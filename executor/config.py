@@ -257,6 +257,12 @@ SETTINGS: tuple[Setting, ...] = (
         "SCHEMA_CACHE_TTL_S", _positive_seconds, 600, "Seconds a collection schema stays cached."
     ),
     Setting(
+        "ACCESS_CHECK_CACHE_S",
+        _number(integer=False, minimum=0, env_minimum=0),
+        5,
+        "Seconds a granted `GET /runs/<id>` access check is reused for the same user and run (0: ask the orchestrator every time). Refusals are never cached.",
+    ),
+    Setting(
         "MAX_CONCURRENT_RUNS", _positive_int, 10, "Worker threads executing runs in this process."
     ),
     Setting(
@@ -342,6 +348,7 @@ class Settings:
     stop_timeout_s: float
     max_chain_depth: int
     schema_cache_ttl_s: float
+    access_check_cache_s: float
     max_concurrent_runs: int
     max_queued_runs: int
     run_lease_ttl_s: float
@@ -446,6 +453,7 @@ def load_settings(
         stop_timeout_s=values["STOP_TIMEOUT_S"],
         max_chain_depth=values["MAX_CHAIN_DEPTH"],
         schema_cache_ttl_s=values["SCHEMA_CACHE_TTL_S"],
+        access_check_cache_s=values["ACCESS_CHECK_CACHE_S"],
         max_concurrent_runs=values["MAX_CONCURRENT_RUNS"],
         max_queued_runs=values["MAX_QUEUED_RUNS"],
         run_lease_ttl_s=values["RUN_LEASE_TTL_S"],

@@ -16,6 +16,7 @@ from executor.adapters.orchestrator import OrchestratorClient
 from executor.adapters.stores.memory import MemoryRunStore
 from executor.adapters.stores.sql import SqlRunStore
 from executor.config import Settings, load_settings
+from executor.http.access import AccessChecks
 from executor.http.health import health
 from executor.http.runs import EXTENSION_KEY, runs
 from executor.ports import AiModel
@@ -31,6 +32,7 @@ class ExecutorState:
         self.settings = settings
         self.services = services
         self.runner = runner
+        self.access = AccessChecks(services.workflow, grant_ttl_s=settings.access_check_cache_s)
 
 
 def build_services(settings: Settings) -> Services:

@@ -60,7 +60,7 @@ def get_run(run_id: str) -> Response:
     run_id = _checked_run_id(run_id)
     executor = _executor()
     try:
-        allowed = executor.services.workflow.has_access(run_id, g.executor_user_id)
+        allowed = executor.access.has_access(run_id, g.executor_user_id)
     except WorkflowPortError as error:
         log.warning("Access check failed: %s", error, extra={"run_id": run_id})
         raise ApiError(503, "Service unavailable") from error

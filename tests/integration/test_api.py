@@ -205,6 +205,44 @@ def test_get_run_is_403_when_the_orchestrator_denies_access(orchestrator, make_a
     assert [r.query for r in access_checks] == [{"userId": "7"}]
 
 
+def access_checks_asked(orchestrator) -> int:
+    return len([r for r in orchestrator.requests if r.path.endswith("/access-check")])
+
+
+def test_a_granted_access_is_reused_for_the_same_user_and_run(orchestrator, make_app):
+    orchestrator.add_run(42, [guidance_step()], user_id=7)
+    orchestrator.add_run(43, [guidance_step()], user_id=7)
+    client = make_app(ACCESS_CHECK_CACHE_S=3600).test_client()
+
+    for _ in range(3):
+        assert client.get("/runs/42", headers=auth_header(7)).status_code == 200
+    assert access_checks_asked(orchestrator) == 1
+    # Another run, or another user, is asked about on its own.
+    assert client.get("/runs/43", headers=auth_header(7)).status_code == 200
+    assert client.get("/runs/42", headers=auth_header(8)).status_code == 403
+    assert access_checks_asked(orchestrator) == 3
+
+
+def test_a_refusal_is_asked_again_every_time(orchestrator, make_app):
+    orchestrator.add_run(42, [guidance_step()], user_id=8)
+    client = make_app(ACCESS_CHECK_CACHE_S=3600).test_client()
+
+    assert client.get("/runs/42", headers=auth_header(7)).status_code == 403
+    orchestrator.access[("42", 7)] = True  # access given meanwhile: visible at once
+    assert client.get("/runs/42", headers=auth_header(7)).status_code == 200
+    assert access_checks_asked(orchestrator) == 2
+
+
+def test_with_no_access_cache_every_read_asks_the_orchestrator(orchestrator, make_app):
+    orchestrator.add_run(42, [guidance_step()], user_id=7)
+    client = make_app(ACCESS_CHECK_CACHE_S=0).test_client()
+
+    assert client.get("/runs/42", headers=auth_header(7)).status_code == 200
+    orchestrator.access[("42", 7)] = False  # revoked: refused on the very next read
+    assert client.get("/runs/42", headers=auth_header(7)).status_code == 403
+    assert access_checks_asked(orchestrator) == 2
+
+
 def test_get_run_of_an_unknown_run_is_an_empty_list(orchestrator, make_app):
     orchestrator.access[("999", 7)] = True
     response = make_app().test_client().get("/runs/999", headers=auth_header(7))

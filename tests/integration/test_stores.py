@@ -242,6 +242,54 @@ def test_a_corrupt_row_is_reported_not_dropped(
     store.close()
 
 
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=[needs_postgres, pytest.mark.postgres])]
+)
+def sql_store_and_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A SQL store and a separate engine on its database, to change rows behind its back."""
+    if request.param == "sqlite":
+        url, schema = f"sqlite:///{tmp_path / 'runs.sqlite3'}", None
+    else:
+        url, schema = sqlalchemy_url(POSTGRES_URL or ""), request.getfixturevalue("pg_schema")
+    store = SqlRunStore(url, schema=schema)
+    store.init()
+    engine = create_engine(url)
+    yield store, engine, f'"{schema}".' if schema else ""
+    engine.dispose()
+    store.close()
+
+
+def test_a_row_changed_behind_the_store_is_checked_again(sql_store_and_engine: Any) -> None:
+    store, engine, prefix = sql_store_and_engine
+    store.save_step_execution("42", guidance(0))
+    assert store.get_step_executions("42") == [guidance(0)]  # checked once, now known
+
+    with engine.begin() as conn:
+        conn.execute(
+            text(f"UPDATE {prefix}workflow_step_executions SET data = :d WHERE run_id = '42'"),
+            {"d": '{"type": "guidance", "stepIndex": 0, "unexpected": true}'},
+        )
+    with pytest.raises(RunStoreError, match="is invalid"):
+        store.get_step_executions("42")
+    with pytest.raises(RunStoreError, match="is invalid"):
+        store.get_step_execution("42", 0)
+
+
+def test_a_row_that_is_not_json_is_a_run_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "runs.sqlite3"
+    store = SqlRunStore(f"sqlite:///{path}")
+    store.init()
+    store.save_step_execution("42", guidance(0))
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE workflow_step_executions SET data = '{not json'"))
+    engine.dispose()
+
+    with pytest.raises(RunStoreError, match="is not JSON"):
+        store.get_step_executions("42")
+    store.close()
+
+
 def test_the_sqlite_folder_is_created_on_first_use(tmp_path: Path) -> None:
     store = SqlRunStore(f"sqlite:///{tmp_path / 'new' / 'instance' / 'runs.sqlite3'}")
     store.init()

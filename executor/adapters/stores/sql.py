@@ -7,7 +7,6 @@ never execute the same run at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -30,6 +29,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
+    cast,
     create_engine,
     delete,
     event,
@@ -44,6 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
+from executor.adapters.stores.documents import StoredDocuments
 from executor.domain.executions import StepExecutionData
 from executor.errors import RunStoreError
 from executor.ports import RunLeases, RunStore
@@ -88,6 +90,9 @@ class SqlRunStore(RunStore, RunLeases):
         self._is_postgres = url.startswith("postgresql")
         self._schema = (schema or "forest") if self._is_postgres else None  # SQLite has none
         self._executions, self._leases = _tables(self._schema)
+        # Read as the stored text, so a document's digest can tell whether it was checked before.
+        self._data_text = cast(self._executions.c.data, Text)
+        self._documents = StoredDocuments()
         self._engine: Engine | None = None
         # Built once: constructing an ON CONFLICT statement (its `excluded` alias) per save was a
         # visible share of a step's CPU. One atomic statement, so two writers of the same key
@@ -194,7 +199,7 @@ class SqlRunStore(RunStore, RunLeases):
     def get_step_executions(self, run_id: str) -> list[StepExecutionData]:
         table = self._executions
         query = (
-            select(table.c.step_index, table.c.data)
+            select(table.c.step_index, self._data_text)
             .where(table.c.run_id == run_id)
             .order_by(table.c.step_index.asc())
         )
@@ -204,7 +209,7 @@ class SqlRunStore(RunStore, RunLeases):
 
     def get_step_execution(self, run_id: str, step_index: int) -> StepExecutionData | None:
         table = self._executions
-        query = select(table.c.data).where(
+        query = select(self._data_text).where(
             table.c.run_id == run_id, table.c.step_index == step_index
         )
         with self._transaction("read") as conn:
@@ -234,17 +239,19 @@ class SqlRunStore(RunStore, RunLeases):
                 delete(table).where(table.c.run_id == run_id, table.c.step_index == step_index)
             )
 
-    @staticmethod
-    def _checked_row(run_id: str, step_index: int, data: Any) -> StepExecutionData:
-        if isinstance(data, str | bytes):
-            data = json.loads(data)  # a JSON column read back as text
+    def _checked_row(self, run_id: str, step_index: int, data: str) -> StepExecutionData:
+        where = {"run_id": run_id, "step_index": step_index}
         try:
-            document = validate_step_execution(data)
+            document = self._documents.load(data)
+        except (ValueError, RecursionError) as error:
+            log.error("Stored step execution is not JSON", extra=where)
+            message = f"Stored step execution {run_id}/{step_index} is not JSON"
+            raise RunStoreError(message) from error
         except ValidationError as error:
             log.error(
                 "Stored step execution is invalid: %s",
                 error.messages,
-                extra={"run_id": run_id, "step_index": step_index},
+                extra=where,
             )
             raise RunStoreError(
                 f"Stored step execution {run_id}/{step_index} is invalid: {error.messages}"

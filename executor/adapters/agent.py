@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import jwt
 
 from executor.adapters.http import HttpError, JsonHttpClient
@@ -88,11 +87,10 @@ class AgentClient(AgentPort):
         auth_secret: str,
         *,
         timeout_s: float = REQUEST_TIMEOUT_S,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._url = agent_url.rstrip("/")
         self._secret = auth_secret
-        self._http = JsonHttpClient(self._url, timeout_s=timeout_s, transport=transport)
+        self._http = JsonHttpClient(self._url, timeout_s=timeout_s)
 
     def close(self) -> None:
         self._http.close()

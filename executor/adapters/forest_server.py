@@ -9,8 +9,6 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
-import httpx
-
 from executor.adapters.http import (
     PROTOCOL_RETRY_DELAYS_S,
     TRANSIENT_STATUSES,
@@ -41,14 +39,12 @@ class ActivityLogClient(ActivityLogPort):
         *,
         timeout_s: float = REQUEST_TIMEOUT_S,
         retry_delays_s: tuple[float, ...] = PROTOCOL_RETRY_DELAYS_S,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = JsonHttpClient(
             forest_server_url,
             headers=APPLICATION_SOURCE,
             timeout_s=timeout_s,
             retry_delays_s=retry_delays_s,
-            transport=transport,
         )
         self._marks = ThreadPoolExecutor(max_workers=2, thread_name_prefix="executor-audit")
         self._pending: set[Future[None]] = set()
@@ -144,9 +140,8 @@ class ApprovalClient(ApprovalPort):
         forest_server_url: str,
         *,
         timeout_s: float = REQUEST_TIMEOUT_S,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._http = JsonHttpClient(forest_server_url, timeout_s=timeout_s, transport=transport)
+        self._http = JsonHttpClient(forest_server_url, timeout_s=timeout_s)
 
     def request_approval(
         self,

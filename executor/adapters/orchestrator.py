@@ -6,8 +6,6 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from executor.adapters.http import (
     PROTOCOL_RETRY_DELAYS_S,
     TRANSIENT_STATUSES,
@@ -44,14 +42,12 @@ class OrchestratorClient(WorkflowPort):
         *,
         timeout_s: float = REQUEST_TIMEOUT_S,
         retry_delays_s: tuple[float, ...] = PROTOCOL_RETRY_DELAYS_S,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._http = JsonHttpClient(
             base_url,
             headers={"forest-secret-key": env_secret},
             timeout_s=timeout_s,
             retry_delays_s=retry_delays_s,
-            transport=transport,
         )
 
     # --- WorkflowPort ---------------------------------------------------------------------------

@@ -13,11 +13,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from flask import Flask
 from hypothesis import given
 from hypothesis import strategies as st
+from werkzeug.serving import make_server
 
 from executor.adapters.orchestrator import OrchestratorClient
 from executor.domain.outcomes import StepOutcome, StepStatus
@@ -135,19 +135,42 @@ hostile_runs = st.builds(
 )
 
 
-def answering(answer: Callable[[httpx.Request], httpx.Response]) -> OrchestratorClient:
-    """An orchestrator client answered in-process (no socket at all)."""
-    return OrchestratorClient(
-        "http://127.0.0.1:9",
-        ENV_SECRET,
-        retry_delays_s=(0.0, 0.0, 0.0),
-        transport=httpx.MockTransport(answer),
-    )
+Answer = Callable[[str], bytes]  # request path → a 200 answer's body
+
+
+class AnsweringServer:
+    """One loopback server for every example: answers 200 with whatever ``answer`` says."""
+
+    def __init__(self) -> None:
+        self.answer: Answer = lambda path: b"null"
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = self.answer(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [body]
+
+
+_SERVER: AnsweringServer | None = None
+
+
+def answering(answer: Answer) -> OrchestratorClient:
+    """An orchestrator client whose orchestrator answers ``answer(path)`` over a real socket."""
+    global _SERVER
+    if _SERVER is None:
+        _SERVER = AnsweringServer()
+    _SERVER.answer = answer
+    return OrchestratorClient(_SERVER.url, ENV_SECRET, retry_delays_s=(0.0, 0.0, 0.0))
 
 
 def answering_json(payload: Any) -> OrchestratorClient:
     body = json.dumps(payload).encode()
-    return answering(lambda request: httpx.Response(200, content=body))
+    return answering(lambda path: body)
 
 
 REPORT = StepOutcome(
@@ -200,10 +223,8 @@ def triggered(
     """An executor whose orchestrator claims run 1 with whatever is put in the returned list."""
     claimed: list[bytes] = [b"null"]
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path == f"{API}/available-run/1":
-            return httpx.Response(200, content=claimed[0])
-        return httpx.Response(200, content=b"null")
+    def answer(path: str) -> bytes:
+        return claimed[0] if path == f"{API}/available-run/1" else b"null"
 
     app = apps(orchestrator, services(orchestrator, workflow=answering(answer)))
     runner_of(app).start()

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from flask import Flask
@@ -209,15 +208,10 @@ def test_an_outcome_that_could_not_be_reported_is_replayed_without_writing_twice
 # --- the audit trail ----------------------------------------------------------------------------
 
 
-def refuse(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("connection refused", request=request)
-
-
 def test_an_audit_status_update_that_finishes_at_once_does_not_deadlock() -> None:
     for _ in range(20):  # each fresh client starts its first pool thread on its first update
-        client = ActivityLogClient(
-            "http://127.0.0.1:9", transport=httpx.MockTransport(refuse), retry_delays_s=(0.0,) * 3
-        )
+        # Nothing listens there: every call is refused at once.
+        client = ActivityLogClient(f"http://127.0.0.1:{free_port()}", retry_delays_s=(0.0,) * 3)
         handle = ActivityLogHandle(id="1", index="idx")
         marking = threading.Thread(
             target=client.mark, args=("server-token", handle), kwargs={"succeeded": True}

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from executor.adapters.ai.base import HttpChatModel, parse_arguments, split_system
 from executor.domain.ai import ChatMessage, ToolCall, ToolDefinition
 from executor.errors import MissingToolCall
@@ -24,13 +22,11 @@ class AnthropicModel(HttpChatModel):
         *,
         invoke_timeout_s: float,
         base_url: str = ANTHROPIC_URL,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
             base_url,
             headers={"x-api-key": api_key, "anthropic-version": ANTHROPIC_VERSION},
             invoke_timeout_s=invoke_timeout_s,
-            transport=transport,
         )
         self._model = model
 

@@ -10,8 +10,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from executor.adapters.http import TRANSIENT_STATUSES, HttpError, JsonHttpClient
 from executor.domain.ai import ChatMessage, Role, ToolCall, ToolDefinition
 from executor.errors import (
@@ -63,12 +61,9 @@ class HttpChatModel(AiModel):
         *,
         headers: Mapping[str, str],
         invoke_timeout_s: float,
-        transport: httpx.BaseTransport | None = None,
         retry_pause_s: float = 0.2,
     ) -> None:
-        self._http = JsonHttpClient(
-            base_url, headers=headers, timeout_s=invoke_timeout_s, transport=transport
-        )
+        self._http = JsonHttpClient(base_url, headers=headers, timeout_s=invoke_timeout_s)
         self._invoke_timeout_s = invoke_timeout_s
         self._retry_pause_s = retry_pause_s
         self._stopping = threading.Event()  # wakes retry pauses on close

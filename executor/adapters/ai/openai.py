@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from executor.adapters.ai.base import HttpChatModel, parse_arguments, split_system
 from executor.domain.ai import ChatMessage, ToolCall, ToolDefinition
 from executor.errors import MissingToolCall
@@ -67,13 +65,11 @@ class OpenAiChatModel(HttpChatModel):
         *,
         invoke_timeout_s: float,
         base_url: str = OPENAI_URL,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
             base_url,
             headers={"Authorization": f"Bearer {api_key}"},
             invoke_timeout_s=invoke_timeout_s,
-            transport=transport,
         )
         self._model = model
 
@@ -94,13 +90,11 @@ class ForestProxyModel(HttpChatModel):
         env_secret: str,
         *,
         invoke_timeout_s: float,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(
             forest_server_url,
             headers={"forest-secret-key": env_secret},
             invoke_timeout_s=invoke_timeout_s,
-            transport=transport,
         )
 
     def invoke(

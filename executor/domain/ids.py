@@ -1,4 +1,5 @@
-"""Record identifiers and their pipe-joined wire form (protocol §2.1)."""
+"""Record identifiers and their pipe-joined wire form (protocol §2.1); the range of the Forest
+server's numeric ids."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ RecordIdPart = str | int | float
 RecordId = list[RecordIdPart]
 
 SEPARATOR = "|"
+
+# User and rendering ids are JSON numbers that the orchestrator and the agent handle as JavaScript
+# numbers: beyond 2**53 - 1 they lose precision there and could name another user, so a larger id
+# is refused (a 401 for a token, a malformed run for a run) rather than carried along.
+MAX_NUMERIC_ID = 2**53 - 1
 
 
 def join_record_id(record_id: Sequence[RecordIdPart]) -> str:

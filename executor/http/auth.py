@@ -8,6 +8,7 @@ from typing import Any
 import jwt
 from flask import Request
 
+from executor.domain.ids import MAX_NUMERIC_ID
 from executor.http.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _user_id(raw: Any) -> int | None:
     if not (numeric_text or whole_number):
         return None
     value = int(raw)
-    return value if value > 0 else None
+    return value if 0 < value <= MAX_NUMERIC_ID else None
 
 
 def _unauthorized() -> ApiError:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, TypeGuard
 
-from executor.domain.ids import split_record_id
+from executor.domain.ids import MAX_NUMERIC_ID, split_record_id
 from executor.domain.outcomes import StepOutcome, StepStatus
 from executor.domain.runs import (
     AvailableStepExecution,
@@ -178,12 +178,16 @@ def map_user(profile: Mapping[str, Any], run_id: str) -> StepUser:
     email = profile.get("email")
     rendering_id = profile.get("renderingId")
     tags = profile.get("tags") or {}
-    if not (_is_int(user_id) or (isinstance(user_id, float) and user_id.is_integer())):
-        raise DomainValidation(f"Run {run_id}: userProfile.id is not an integer")
+    if not (_is_int(user_id) or (isinstance(user_id, float) and user_id.is_integer())) or not (
+        abs(user_id) <= MAX_NUMERIC_ID
+    ):
+        raise DomainValidation(f"Run {run_id}: userProfile.id is not an integer of the id range")
     if not isinstance(email, str):
         raise DomainValidation(f"Run {run_id}: userProfile.email is not a string")
-    if not _is_int(rendering_id) or rendering_id < 0:
-        raise DomainValidation(f"Run {run_id}: userProfile.renderingId is not an integer >= 0")
+    if not _is_int(rendering_id) or not 0 <= rendering_id <= MAX_NUMERIC_ID:
+        raise DomainValidation(
+            f"Run {run_id}: userProfile.renderingId is not an integer of the id range (>= 0)"
+        )
     if not isinstance(tags, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
     ):

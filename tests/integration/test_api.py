@@ -636,6 +636,8 @@ def _tokens_refused() -> list[Any]:
         pytest.param(bearer(make_token(-3)), id="id-negative"),
         pytest.param(bearer(make_token(True)), id="id-true"),
         pytest.param(bearer(make_token(7.5)), id="id-fraction"),
+        pytest.param(bearer(make_token(2**53)), id="id-beyond-javascript-integers"),
+        pytest.param(bearer(make_token(1e300)), id="id-huge-float"),
         pytest.param(bearer(make_token(None)), id="id-null"),
         pytest.param(bearer(make_token([7])), id="id-list"),
         pytest.param(bearer(make_token(" 7")), id="id-padded"),
@@ -651,6 +653,13 @@ def test_a_refused_token_is_401_unauthorized(orchestrator, make_app, headers):
     assert (response.status_code, response.json) == (401, UNAUTHORIZED)
     assert response.headers[VERSION_HEADER] == executor.__version__
     assert orchestrator.requests == []
+
+
+@pytest.mark.parametrize("user_id", [2**53 - 1, str(2**53 - 1)])
+def test_the_largest_id_javascript_holds_exactly_is_accepted(orchestrator, make_app, user_id):
+    orchestrator.access[("42", 2**53 - 1)] = True
+    response = make_app().test_client().get("/runs/42", headers=bearer(make_token(user_id)))
+    assert response.status_code == 200
 
 
 def test_a_hand_made_hs256_token_is_accepted(orchestrator, make_app):

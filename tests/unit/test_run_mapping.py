@@ -445,7 +445,7 @@ def test_rule_6_absent_rendering_id() -> None:
     assert "renderingId" in str(raises(InvalidStepDefinition, envelope))
 
 
-@pytest.mark.parametrize("rendering_id", [3.5, -1])
+@pytest.mark.parametrize("rendering_id", [3.5, -1, 2**53])
 def test_rule_7_rendering_id_must_be_a_non_negative_integer(rendering_id: float) -> None:
     envelope = example()
     envelope["userProfile"]["renderingId"] = rendering_id
@@ -468,7 +468,15 @@ def test_rule_7_available_step_needs_a_step_name(step_name: Any) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("id", "7"), ("id", 7.5), ("email", None), ("tags", {"region": 1}), ("team", 5)],
+    [
+        ("id", "7"),
+        ("id", 7.5),
+        ("id", 2**53),
+        ("id", 1e300),
+        ("email", None),
+        ("tags", {"region": 1}),
+        ("team", 5),
+    ],
 )
 def test_rule_7_user_profile_shape(field: str, value: Any) -> None:
     envelope = example()

@@ -30,6 +30,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
+    bindparam,
     cast,
     create_engine,
     delete,
@@ -90,8 +92,17 @@ class SqlRunStore(RunStore, RunLeases):
         self._is_postgres = url.startswith("postgresql")
         self._schema = (schema or "forest") if self._is_postgres else None  # SQLite has none
         self._executions, self._leases = _tables(self._schema)
-        # Read as the stored text, so a document's digest can tell whether it was checked before.
-        self._data_text = cast(self._executions.c.data, Text)
+        # Statements built once: building them per call was a visible share of a read's CPU. Data
+        # is read as the stored text, so a document's digest tells whether it was checked before.
+        table = self._executions
+        data_text = cast(table.c.data, Text)
+        same_run = table.c.run_id == bindparam("run_id")
+        same_step = and_(same_run, table.c.step_index == bindparam("step_index"))
+        self._select_run = (
+            select(table.c.step_index, data_text).where(same_run).order_by(table.c.step_index)
+        )
+        self._select_step = select(data_text).where(same_step)
+        self._delete_step = delete(table).where(same_step)
         self._documents = StoredDocuments()
         self._engine: Engine | None = None
         # Built once: constructing an ON CONFLICT statement (its `excluded` alias) per save was a
@@ -197,23 +208,15 @@ class SqlRunStore(RunStore, RunLeases):
     # --- RunStore -------------------------------------------------------------------------------
 
     def get_step_executions(self, run_id: str) -> list[StepExecutionData]:
-        table = self._executions
-        query = (
-            select(table.c.step_index, self._data_text)
-            .where(table.c.run_id == run_id)
-            .order_by(table.c.step_index.asc())
-        )
         with self._transaction("read") as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(self._select_run, {"run_id": run_id}).all()
         return [self._checked_row(run_id, step_index, data) for step_index, data in rows]
 
     def get_step_execution(self, run_id: str, step_index: int) -> StepExecutionData | None:
-        table = self._executions
-        query = select(self._data_text).where(
-            table.c.run_id == run_id, table.c.step_index == step_index
-        )
         with self._transaction("read") as conn:
-            data = conn.execute(query).scalar_one_or_none()
+            data = conn.execute(
+                self._select_step, {"run_id": run_id, "step_index": step_index}
+            ).scalar_one_or_none()
         return None if data is None else self._checked_row(run_id, step_index, data)
 
     def save_step_execution(self, run_id: str, data: StepExecutionData) -> None:
@@ -233,11 +236,8 @@ class SqlRunStore(RunStore, RunLeases):
             conn.execute(self._upsert, row)
 
     def delete_step_execution(self, run_id: str, step_index: int) -> None:
-        table = self._executions
         with self._transaction("delete") as conn:
-            conn.execute(
-                delete(table).where(table.c.run_id == run_id, table.c.step_index == step_index)
-            )
+            conn.execute(self._delete_step, {"run_id": run_id, "step_index": step_index})
 
     def _checked_row(self, run_id: str, step_index: int, data: str) -> StepExecutionData:
         where = {"run_id": run_id, "step_index": step_index}

@@ -4,6 +4,7 @@ per-app registries, and readiness turning red for each reason (and green again).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from tests.waiting import eventually
 VERSION_HEADER = "X-Executor-Version"
 # Generous: a loaded CI machine must not turn a healthy poll loop red.
 READY = {"READY_POLL_MAX_AGE_S": 3}
+CHECKS = ("runner", "runStore", "orchestratorPoll")
 
 
 def scrape(app: Flask, **headers: str) -> str:
@@ -352,6 +354,25 @@ def test_a_frozen_orchestrator_turns_readiness_red_until_it_answers_again(
     finally:
         orchestrator.frozen.set()
     assert eventually(lambda: ready(app)[0] == 200, timeout=15)
+
+
+def test_a_poll_loop_waiting_for_its_chains_stays_ready(
+    make_app: Callable[..., Flask], orchestrator: FakeOrchestrator
+) -> None:
+    app = make_app(READY_POLL_MAX_AGE_S=0.3)
+    orchestrator.add_run(1, [guidance_step("manual")])
+    orchestrator.delay(f"{API}/update-step", 2.0)  # the chain the poll started takes a while
+    runner = runner_of(app)
+    runner.start()
+    # Polled, not waited on: the fake notifies its waiters only once a delayed answer is sent.
+    assert eventually(lambda: orchestrator.count(f"{API}/update-step") == 1)
+    poller = runner.poller
+    assert poller is not None and poller.last_success_at is not None
+    last_success = poller.last_success_at
+    # Past the limit with no new poll: the protocol has the loop wait for its chains.
+    assert eventually(lambda: time.monotonic() - last_success > 0.5)
+    assert poller.waiting_for_chains
+    assert ready(app) == (200, {"ready": True, "checks": dict.fromkeys(CHECKS, "ok")})
 
 
 def test_the_poll_check_is_skipped_without_polling(make_app: Callable[..., Flask]) -> None:

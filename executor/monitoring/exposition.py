@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -22,3 +25,13 @@ def render(metrics: ExecutorMetrics) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def warn_if_workers_are_counted_apart(log: logging.Logger) -> None:
+    """Under gunicorn without ``gunicorn.conf.py`` (no multiprocess directory) each worker would
+    answer ``/metrics`` with its own numbers only: say so once, at start."""
+    if "gunicorn.arbiter" in sys.modules and metrics_multiprocess_dir() is None:
+        log.warning(
+            "gunicorn without PROMETHEUS_MULTIPROC_DIR: /metrics shows only the worker that "
+            "answers; start gunicorn with the executor's gunicorn.conf.py (see the README)"
+        )

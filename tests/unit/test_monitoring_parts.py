@@ -3,9 +3,12 @@ poll-age check and the readiness settings."""
 
 from __future__ import annotations
 
+import logging
 import random
+import sys
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from executor.config import load_settings
 from executor.domain.outcomes import StepStatus
 from executor.domain.steps import StepType
 from executor.errors import RunStoreError
+from executor.monitoring.exposition import warn_if_workers_are_counted_apart
 from executor.monitoring.metrics import ExecutorMetrics
 from executor.monitoring.ports import TimedPort, port_operations, timed, timed_services
 from executor.monitoring.readiness import OK, BoundedPing
@@ -166,3 +170,22 @@ def test_the_metrics_token_comes_from_the_environment_and_is_never_printed() -> 
     )
     assert settings.metrics_token == "scrape-me"
     assert "scrape-me" not in repr(settings)
+
+
+def test_gunicorn_without_a_metrics_directory_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = logging.getLogger("test.wsgi")
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delitem(sys.modules, "gunicorn.arbiter", raising=False)
+    warn_if_workers_are_counted_apart(log)  # not under gunicorn: nothing to say
+    assert caplog.records == []
+
+    monkeypatch.setitem(sys.modules, "gunicorn.arbiter", types.ModuleType("gunicorn.arbiter"))
+    warn_if_workers_are_counted_apart(log)
+    assert "/metrics shows only the worker that answers" in caplog.text
+
+    caplog.clear()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/tmp/somewhere")
+    warn_if_workers_are_counted_apart(log)
+    assert caplog.records == []

@@ -113,6 +113,27 @@ def test_a_triggered_run_is_counted(
     assert value(text, port_calls, port="run_store", operation="save_step_execution") == 1
 
 
+def test_chain_depth_counts_the_steps_one_chain_executed(
+    make_app: Callable[..., Flask], orchestrator: FakeOrchestrator
+) -> None:
+    app = make_app(POLLING_ENABLED=False)
+    runner_of(app).start()
+    # The input completes the first step; the orchestrator hands back the second, which waits.
+    orchestrator.add_run(42, [guidance_step("manual"), guidance_step("manual")])
+    response = app.test_client().post(
+        "/runs/42/trigger", json={"pendingData": {"userInput": "hi"}}, headers=auth_header(7)
+    )
+    assert response.status_code == 200
+    assert eventually(lambda: value(scrape(app), "workflow_executor_chain_depth_steps_count") == 1)
+    text = scrape(app)
+    assert value(text, "workflow_executor_chain_depth_steps_sum") == 2
+    assert value(text, "workflow_executor_chain_depth_steps_bucket", le="1.0") == 0
+    assert value(text, "workflow_executor_chain_depth_steps_bucket", le="2.0") == 1
+    steps = "workflow_executor_steps_executed_total"
+    assert value(text, steps, step_type="guidance", status="success") == 1
+    assert value(text, steps, step_type="guidance", status="awaiting-input") == 1
+
+
 def test_in_flight_counts_a_run_while_its_report_is_held(
     make_app: Callable[..., Flask], orchestrator: FakeOrchestrator
 ) -> None:

@@ -69,6 +69,8 @@ class Gunicorn:
         environment = executor_environment(
             orchestrator, tmp_path, STOP_TIMEOUT_S="10", LOG_LEVEL="debug", **env
         )
+        # gunicorn.conf.py's metrics directory: in the test's folder, even if the server is killed.
+        environment["TMPDIR"] = str(tmp_path)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [

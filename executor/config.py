@@ -321,6 +321,24 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Secret from which the key encrypting stored MCP OAuth credentials is derived.",
     ),
+    Setting(
+        "METRICS_TOKEN",
+        _non_empty,
+        None,
+        "When set, `GET /metrics` requires `Authorization: Bearer <this token>`; unset → open like `/health`.",
+    ),
+    Setting(
+        "READY_POLL_MAX_AGE_S",
+        _positive_seconds,
+        None,
+        "`/ready` turns red when the last successful poll is older than this; unset → 3 x `POLLING_INTERVAL_S` + 10.",
+    ),
+    Setting(
+        "READY_STORE_TIMEOUT_S",
+        _positive_seconds,
+        2,
+        "Seconds `/ready` waits for the run store to answer its ping.",
+    ),
 )
 
 
@@ -361,6 +379,9 @@ class Settings:
     log_format: str
     executor_env: str
     encryption_key: str | None
+    metrics_token: str | None
+    ready_poll_max_age_s: float
+    ready_store_timeout_s: float
     raw: Mapping[str, Any]  # the validated values by setting name, for child processes
 
     def __repr__(self) -> str:  # never print secrets
@@ -466,8 +487,23 @@ def load_settings(
         log_format=values["LOG_FORMAT"],
         executor_env=values["EXECUTOR_ENV"],
         encryption_key=values["FOREST_EXECUTOR_ENCRYPTION_KEY"],
+        metrics_token=values["METRICS_TOKEN"],
+        ready_poll_max_age_s=(
+            _default_poll_max_age(values["POLLING_INTERVAL_S"])
+            if values["READY_POLL_MAX_AGE_S"] is None
+            else values["READY_POLL_MAX_AGE_S"]
+        ),
+        ready_store_timeout_s=values["READY_STORE_TIMEOUT_S"],
         raw={name: value for name, value in values.items() if value is not None},
     )
+
+
+def _default_poll_max_age(interval_s: float) -> float:
+    """A few poll intervals, so that one failed poll (retried after about one interval) keeps
+    readiness green, plus slack for a slow answer and scheduling; a loop that stopped polling, or
+    an orchestrator that keeps failing, turns it red. The backoff cap (minutes) is not added: it
+    would hide a stalled loop for that long."""
+    return 3 * interval_s + 10
 
 
 _STORE_SETTINGS = (
@@ -518,6 +554,20 @@ def _store_url(values: Mapping[str, Any], data_dir: Any) -> str | None:
 def setting_names() -> list[str]:
     """Every setting's name, for documentation checks."""
     return [setting.name for setting in SETTINGS]
+
+
+def metrics_multiprocess_dir() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR``: where every process of one server writes its metrics (set by
+    ``gunicorn.conf.py``, or by the operator); ``None`` for a single process."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+# Set by gunicorn.conf.py to the directory it created, so that only its creator removes it.
+OWNED_METRICS_DIR_VARIABLE = "WORKFLOW_EXECUTOR_OWNED_METRICS_DIR"
+
+
+def owned_metrics_dir() -> str | None:
+    return os.environ.get(OWNED_METRICS_DIR_VARIABLE) or None
 
 
 def instance_path_override() -> str | None:

@@ -18,7 +18,11 @@ from executor.adapters.stores.sql import SqlRunStore
 from executor.config import Settings, load_settings
 from executor.http.access import AccessChecks
 from executor.http.health import health
+from executor.http.monitoring import monitoring
 from executor.http.runs import EXTENSION_KEY, runs
+from executor.monitoring.metrics import ExecutorMetrics
+from executor.monitoring.ports import timed_services
+from executor.monitoring.readiness import BoundedPing
 from executor.ports import AiModel
 from executor.runner import Runner
 from executor.runner.services import Services
@@ -26,13 +30,17 @@ from executor.steps.registry import StepRegistry
 
 
 class ExecutorState:
-    """What one app's executor holds: its settings, ports and runner."""
+    """What one app's executor holds: its settings, ports, runner and metrics."""
 
     def __init__(self, settings: Settings, services: Services, runner: Runner) -> None:
         self.settings = settings
         self.services = services
         self.runner = runner
         self.access = AccessChecks(services.workflow, grant_ttl_s=settings.access_check_cache_s)
+        self.metrics = runner.metrics
+        self.store_ping = BoundedPing(
+            services.run_store.ping, settings.ready_store_timeout_s, what="run store"
+        )
 
 
 def build_services(settings: Settings) -> Services:
@@ -81,7 +89,7 @@ def build_ai_model(settings: Settings) -> AiModel:
 
 
 class WorkflowExecutor:
-    """Mounts the ``runs`` and ``health`` blueprints and owns the app's runner.
+    """Mounts the ``runs``, ``health`` and ``monitoring`` blueprints and owns the app's runner.
 
     ``init_app`` leaves the host app's own routes, error handlers and config alone: the executor's
     settings come from the environment, then ``app.config["WORKFLOW_EXECUTOR"]`` (a mapping), then
@@ -115,7 +123,9 @@ class WorkflowExecutor:
         if settings is None:
             explicit = {**app.config.get("WORKFLOW_EXECUTOR", {}), **(config or {})}
             settings = load_settings(explicit, data_dir=app.instance_path)
-        services = services or build_services(settings)
+        # Metrics of this app only (a registry of its own): many apps may share a process.
+        metrics = ExecutorMetrics()
+        services = timed_services(services or build_services(settings), metrics)
         runner = Runner(
             settings,
             services,
@@ -125,11 +135,13 @@ class WorkflowExecutor:
             http_port=settings.http_port if serve else None,
             http_host=settings.http_host,
             server=settings.http_server,
+            metrics=metrics,
         )
         state = ExecutorState(settings, services, runner)
         app.extensions[EXTENSION_KEY] = state
         app.register_blueprint(runs, url_prefix=url_prefix)
         app.register_blueprint(health, url_prefix=url_prefix)
+        app.register_blueprint(monitoring, url_prefix=url_prefix)
         return state
 
 

@@ -50,6 +50,13 @@ class RunStore(abc.ABC):
     def delete_step_execution(self, run_id: str, step_index: int) -> None:
         """Remove one entry; removing a missing entry is not an error."""
 
+    def ping(self) -> None:
+        """Check the store answers, cheaply (readiness); raises ``RunStoreError`` otherwise.
+
+        The default reads a run that does not exist; adapters may do something cheaper.
+        """
+        self.get_step_executions("readiness-ping")
+
     def get_step_execution(self, run_id: str, step_index: int) -> StepExecutionData | None:
         """The entry at ``step_index``, if any."""
         for entry in self.get_step_executions(run_id):

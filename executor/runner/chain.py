@@ -18,6 +18,7 @@ from executor.errors import (
     StepTimeout,
     WorkflowPortError,
 )
+from executor.monitoring.metrics import ExecutorMetrics
 from executor.runner.context import StepContexts
 from executor.runner.inflight import InFlightRegistry
 from executor.runner.pool import Task
@@ -59,6 +60,7 @@ class Chain(Task):
         lease_owner: str,
         is_draining: Callable[[], bool],
         may_report: Callable[[], bool],
+        metrics: ExecutorMetrics | None = None,
     ) -> None:
         self.run_id = first.run_id
         self._first = first
@@ -70,6 +72,8 @@ class Chain(Task):
         self._lease_owner = lease_owner
         self._is_draining = is_draining
         self._may_report = may_report
+        self._metrics = metrics or ExecutorMetrics()
+        self._steps_executed = 0
         self._queued_at = time.monotonic()
 
     def run(self) -> None:
@@ -123,10 +127,18 @@ class Chain(Task):
     # --- the chain loop -------------------------------------------------------------------------
 
     def _run_chain(self) -> None:
+        self._steps_executed = 0
+        try:
+            self._chain_steps()
+        finally:
+            self._metrics.chain_ended(self._steps_executed)
+
+    def _chain_steps(self) -> None:
         current = self._first
         pending_data = self._pending_data
         chained = 0
         while True:
+            started = time.monotonic()
             try:
                 outcome = self._execute_step(current, pending_data)
             except Exception:
@@ -134,8 +146,11 @@ class Chain(Task):
                     "FATAL: executor contract violated — reporting synthetic error outcome",
                     extra=step_log_fields(current),
                 )
-                self._report(current, _synthetic_error(current))
+                outcome = _synthetic_error(current)
+                self._count_step(current, outcome, started)
+                self._report(current, outcome)
                 return
+            self._count_step(current, outcome, started)
             next_dispatch = self._report(current, outcome)
             if next_dispatch is None:
                 return
@@ -162,6 +177,12 @@ class Chain(Task):
             chained += 1
             current = next_dispatch
             pending_data = None  # pendingData belongs to the first step only
+
+    def _count_step(self, dispatch: Dispatch, outcome: StepOutcome, started: float) -> None:
+        self._steps_executed += 1
+        self._metrics.step_executed(
+            dispatch.step.definition.type, outcome.status, time.monotonic() - started
+        )
 
     def _report(self, dispatch: Dispatch, outcome: StepOutcome) -> Dispatch | None:
         if not self._may_report():

@@ -13,21 +13,28 @@ class InFlightRegistry:
     triggers of the same run in one process cannot both get through.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_count: Callable[[int], None] | None = None) -> None:
         self._changed = threading.Condition()
         self._runs: set[str] = set()
+        self._on_count = on_count  # told the new count, under the lock (a metrics gauge)
 
     def try_register(self, run_id: str) -> bool:
         with self._changed:
             if run_id in self._runs:
                 return False
             self._runs.add(run_id)
+            self._counted()
             return True
 
     def unregister(self, run_id: str) -> None:
         with self._changed:
             self._runs.discard(run_id)
+            self._counted()
             self._changed.notify_all()
+
+    def _counted(self) -> None:
+        if self._on_count is not None:
+            self._on_count(len(self._runs))
 
     def __contains__(self, run_id: object) -> bool:
         with self._changed:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 
 from executor.domain.runs import Dispatch
 from executor.errors import ExecutorError
+from executor.monitoring.metrics import ExecutorMetrics
 from executor.ports import WorkflowPort
 from executor.runner.inflight import InFlightRegistry
 
@@ -35,10 +37,16 @@ class Backoff:
     def record_failure(self) -> None:
         self.failures += 1
 
+    def ceiling(self) -> float:
+        """The longest the next wait can be (the interval when nothing failed)."""
+        if self.failures == 0:
+            return self.interval
+        return min(self.maximum, self.interval * 2.0 ** min(self.failures - 1, 32))
+
     def next_delay(self) -> float:
         if self.failures == 0:
             return self.interval
-        ceiling = min(self.maximum, self.interval * 2 ** min(self.failures - 1, 32))
+        ceiling = self.ceiling()
         return self._rng.uniform(ceiling / 2, ceiling)
 
 
@@ -58,17 +66,29 @@ class Poller:
         interval_s: float,
         first_delay_s: float,
         backoff_max_s: float,
+        metrics: ExecutorMetrics | None = None,
     ) -> None:
         self._workflow = workflow
         self._in_flight = in_flight
         self._start_chain = start_chain
         self._first_delay_s = first_delay_s
         self.backoff = Backoff(interval_s, backoff_max_s)
+        self._metrics = metrics or ExecutorMetrics()
+        # For readiness (time.monotonic()): when the loop may first be expected to have polled,
+        # when it last fetched successfully, and whether it is waiting for the chains it started.
+        self.expected_first_poll_at: float | None = None
+        self.last_success_at: float | None = None
+        self.waiting_for_chains = False
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="executor-poller", daemon=True)
 
     def start(self) -> None:
+        self.expected_first_poll_at = time.monotonic() + self._first_delay_s
         self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._stopping.is_set()
 
     def stop(self, timeout: float | None = None) -> None:
         self._stopping.set()
@@ -111,7 +131,14 @@ class Poller:
         log.log(level, "Poll cycle completed", extra=counts)
 
         started = [d.run_id for d in runnable if self._start_chain(d)]
-        self._in_flight.wait_settled(started, give_up=self._stopping.is_set)
+        if not started:
+            return
+        # Waiting here is the protocol's pacing, not a stall: each step has its own timeout.
+        self.waiting_for_chains = True
+        try:
+            self._in_flight.wait_settled(started, give_up=self._stopping.is_set)
+        finally:
+            self.waiting_for_chains = False
 
     def _on_failure(self, error: ExecutorError) -> None:
         if self.backoff.failures == 0:
@@ -119,6 +146,7 @@ class Poller:
         else:
             log.debug("Orchestrator poll failed again: %s", error)
         self.backoff.record_failure()
+        self._metrics.poll_failed(self.backoff.failures, self.backoff.ceiling())
 
     def _on_success(self) -> None:
         if self.backoff.failures:
@@ -126,3 +154,5 @@ class Poller:
                 "Orchestrator poll succeeded again after %d failed attempts", self.backoff.failures
             )
         self.backoff.record_success()
+        self.last_success_at = time.monotonic()
+        self._metrics.poll_succeeded()

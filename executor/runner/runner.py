@@ -24,6 +24,7 @@ from executor.errors import (
     UserMismatch,
     WorkflowPortError,
 )
+from executor.monitoring.metrics import ExecutorMetrics
 from executor.runner.chain import Chain
 from executor.runner.context import StepContexts
 from executor.runner.inflight import InFlightRegistry
@@ -73,6 +74,7 @@ class Runner:
         http_port: int | None = None,
         http_host: str = "127.0.0.1",
         server: str = "werkzeug",
+        metrics: ExecutorMetrics | None = None,
     ) -> None:
         if http_port is not None and server == "werkzeug" and app is None:
             raise ValueError("A Werkzeug server needs the WSGI app to serve")
@@ -84,7 +86,8 @@ class Runner:
         self._server_kind = server
         self._lock = threading.RLock()
         self._state = RunnerState.IDLE
-        self.in_flight = InFlightRegistry()
+        self.metrics = metrics or ExecutorMetrics()  # a registry of its own unless given one
+        self.in_flight = InFlightRegistry(on_count=self.metrics.in_flight_changed)
         self._contexts = StepContexts(
             services, SchemaCache(services.workflow, settings.schema_cache_ttl_s)
         )
@@ -138,6 +141,7 @@ class Runner:
             interval_s=settings.polling_interval_s,
             first_delay_s=settings.first_poll_delay_s,
             backoff_max_s=settings.poll_backoff_max_s,
+            metrics=self.metrics,
         )
         if settings.polling_enabled:
             self._poller.start()
@@ -266,6 +270,7 @@ class Runner:
             chain_started = self._submit(dispatch, pending_data)
             if not chain_started:
                 raise ExecutorBusy(f"No room for run {run_id}")
+            self.metrics.run_claimed("trigger")
             return True
         finally:
             if not chain_started:
@@ -297,7 +302,9 @@ class Runner:
                 run_id, self._lease_owner, self.settings.run_lease_ttl_s
             ):
                 started = self._submit(dispatch, None)
-                if not started:
+                if started:
+                    self.metrics.run_claimed("poll")
+                else:
                     log.warning(
                         "Worker pool full — run left for a later poll", extra={"run_id": run_id}
                     )
@@ -328,6 +335,7 @@ class Runner:
             lease_owner=self._lease_owner,
             is_draining=lambda: self._state is not RunnerState.RUNNING,
             may_report=functools.partial(self._is_current, self._generation),
+            metrics=self.metrics,
         )
         return pool.try_submit(chain)
 

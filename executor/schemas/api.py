@@ -30,6 +30,17 @@ class HealthResponseSchema(Schema):
     state = fields.String(required=True)
 
 
+class ReadyChecksSchema(Schema):
+    runner = fields.String(required=True)
+    runStore = fields.String(required=True)
+    orchestratorPoll = fields.String(required=True)
+
+
+class ReadyResponseSchema(Schema):
+    ready = fields.Boolean(required=True)
+    checks = fields.Nested(ReadyChecksSchema, required=True)
+
+
 class ErrorResponseSchema(Schema):
     error = fields.String(required=True)
     errors = fields.Dict()

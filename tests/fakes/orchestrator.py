@@ -224,6 +224,11 @@ class FakeOrchestrator:
         with self._changed:
             self._faults.append((path_prefix, status, times))
 
+    def clear_faults(self) -> None:
+        """Forget the failures still to inject."""
+        with self._changed:
+            self._faults.clear()
+
     def delay(self, path_prefix: str, seconds: float) -> None:
         self._delays[path_prefix] = seconds
 

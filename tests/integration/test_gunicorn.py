@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from executor.extension import executor_state
 from tests.conftest import auth_header, base_config
 from tests.fakes.orchestrator import API, FakeOrchestrator, guidance_step
 from tests.processes import REPO, executor_environment, free_port
+from tests.scraping import value
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
@@ -67,6 +69,8 @@ class Gunicorn:
         environment = executor_environment(
             orchestrator, tmp_path, STOP_TIMEOUT_S="10", LOG_LEVEL="debug", **env
         )
+        # gunicorn.conf.py's metrics directory: in the test's folder, even if the server is killed.
+        environment["TMPDIR"] = str(tmp_path)
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [
@@ -192,3 +196,103 @@ def test_sigterm_drains_the_run_in_flight_and_exits_0(
     assert completed < worker.index("Executor stopped")
     assert "Executor draining" in worker
     assert not any(r["message"].startswith("Drain timeout") for r in records)
+
+
+def _records(server: Gunicorn) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in server.log.read_text().splitlines() if line[:1] == "{"]
+
+
+def _trigger_together(server: Gunicorn, run_ids: range) -> int:
+    """Trigger the runs at once, one connection each so that both workers take some."""
+    barrier = threading.Barrier(len(run_ids))
+    codes: list[int] = []
+
+    def knock(run_id: int) -> None:
+        barrier.wait()
+        with httpx.Client() as client:
+            response = client.post(
+                f"{server.url}/runs/{run_id}/trigger",
+                json={"pendingData": {"userInput": "hi"}},
+                headers=auth_header(7),
+            )
+        codes.append(response.status_code)
+
+    threads = [threading.Thread(target=knock, args=(run_id,)) for run_id in run_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return codes.count(200)
+
+
+def _scrape(server: Gunicorn) -> str:
+    with httpx.Client() as client:  # a new connection: any worker may answer
+        response = client.get(f"{server.url}/metrics")
+    assert response.status_code == 200
+    return response.text
+
+
+def test_metrics_add_up_across_workers_and_outlive_a_dead_one(
+    orchestrator: FakeOrchestrator, gunicorn: Any
+) -> None:
+    server = gunicorn(POLLING_ENABLED="false")
+    triggered, first = 0, 1
+
+    def executing_workers() -> set[int]:
+        return {r["pid"] for r in _records(server) if r["message"] == "Step executed"}
+
+    # Work goes to whichever worker accepts the connection: go on until both have done some.
+    while len(executing_workers()) < 2 and first < 100:
+        batch = range(first, first + 8)
+        for run_id in batch:
+            orchestrator.add_run(run_id, [guidance_step("manual")])
+        triggered += _trigger_together(server, batch)
+        assert orchestrator.wait_until(
+            lambda batch=batch: all(len(orchestrator.updates(r)) == 1 for r in batch), timeout=30
+        )
+        first += 8
+    workers = executing_workers()
+    assert len(workers) == 2, server.log.read_text()
+
+    def totals_add_up() -> bool:
+        text = _scrape(server)
+        steps = value(
+            text, "workflow_executor_steps_executed_total", step_type="guidance", status="success"
+        )
+        return (
+            steps == triggered
+            and value(text, "workflow_executor_runs_claimed_total", source="trigger") == triggered
+            and value(
+                text,
+                "workflow_executor_port_call_duration_seconds_count",
+                port="orchestrator",
+                operation="claim_run",
+            )
+            == triggered
+            and value(text, "workflow_executor_runs_in_flight") == 0
+        )
+
+    # Each scrape, whichever worker answers it, counts the work of both.
+    for _ in range(6):
+        assert eventually(totals_add_up), _scrape(server)
+
+    # A worker that dies keeps its counts in the totals; its live gauges are forgotten.
+    directory = Path(
+        next(
+            line.rsplit(" ", 1)[1]
+            for line in server.log.read_text().splitlines()
+            if "Metrics of every worker are merged from" in line
+        )
+    )
+    dead = sorted(workers)[0]
+    assert (directory / f"gauge_livesum_{dead}.db").exists()
+    os.kill(dead, signal.SIGKILL)
+    assert eventually(lambda: not (directory / f"gauge_livesum_{dead}.db").exists(), timeout=30)
+    assert eventually(
+        lambda: httpx.get(f"{server.url}/health", timeout=2).status_code == 200, timeout=30
+    )
+    for _ in range(4):
+        assert eventually(totals_add_up), _scrape(server)
+
+    assert server.terminate() == 0
+    assert not directory.exists()  # the directory gunicorn.conf.py made is gone with the server

@@ -350,3 +350,26 @@ def test_postgres_adopts_a_table_created_by_the_reference_executor(pg_schema: st
         assert store.get_step_executions("42") == [guidance(0, "new")]
     finally:
         store.close()
+
+
+# --- readiness ping -------------------------------------------------------------------------------
+
+
+def test_a_store_answers_its_readiness_ping(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    store.ping()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=needs_postgres)])
+def test_a_closed_sql_store_fails_its_ping(backend: str, tmp_path: Path, request: Any) -> None:
+    if backend == "sqlite":
+        store = SqlRunStore(f"sqlite:///{tmp_path / 'runs.sqlite3'}")
+    else:
+        store = SqlRunStore(
+            sqlalchemy_url(POSTGRES_URL or ""), schema=request.getfixturevalue("pg_schema")
+        )
+    store.init()
+    store.ping()
+    store.close()
+    with pytest.raises(RunStoreError):
+        store.ping()

@@ -27,6 +27,9 @@ class MemoryRunStore(RunStore, RunLeases):
     def close(self) -> None:
         """Nothing to release: entries outlive a runner restart, as they would in a database."""
 
+    def ping(self) -> None:
+        """Always answers: the entries live in this object."""
+
     def get_step_executions(self, run_id: str) -> list[StepExecutionData]:
         with self._lock:
             entries = self._entries.get(run_id, {})

@@ -138,6 +138,10 @@ class SqlRunStore(RunStore, RunLeases):
         if engine is not None:
             engine.dispose()
 
+    def ping(self) -> None:
+        with self._transaction("ping") as conn:
+            conn.execute(text("SELECT 1"))
+
     def _create_engine(self) -> Engine:
         if self._is_postgres:
             # Two connections at least: the migration lock holds one while DDL may need another.

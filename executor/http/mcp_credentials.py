@@ -57,7 +57,9 @@ def delete_credential(mcp_server_id: str) -> Response:
     user_id: int = g.executor_user_id
     executor.services.mcp_credentials.delete(user_id, mcp_server_id)
     executor.services.mcp_tokens.evict(user_id, mcp_server_id)
-    return Response(status=204)
+    response = Response(status=204)
+    del response.headers["Content-Type"]  # no body, so no type
+    return response
 
 
 def _deposit_body() -> Any:

@@ -129,14 +129,17 @@ class McpAccessTokens:
                 raise ReauthNeeded(server_id, str(second)) from None
             loaded = again
         still_stored = self._write_back(loaded, grant)
+        cached = False
         if grant.expires_in is not None and still_stored:
+            # Measured from before the request: the server's clock started during it.
             usable_until = started + grant.expires_in - EXPIRY_MARGIN_S
             with self._lock:
                 if self._generations.get(key, 0) == generation:
                     self._cache[key] = _CachedToken(grant.access_token, usable_until)
+                    cached = True
         log.info(
             "MCP OAuth access token refreshed",
-            extra={"user_id": user_id, "mcp_server_id": server_id, "cached": key in self._cache},
+            extra={"user_id": user_id, "mcp_server_id": server_id, "cached": cached},
         )
         return grant.access_token
 

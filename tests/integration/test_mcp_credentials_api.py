@@ -308,6 +308,7 @@ def test_delete_removes_the_callers_credential_and_evicts_its_token(
     response = client.delete("/mcp-oauth-credentials/srv-1", headers=auth_header(7))
     assert response.status_code == 204
     assert response.data == b""
+    assert "Content-Type" not in response.headers
     assert response.headers["X-Executor-Version"]
     with pytest.raises(ReauthNeeded):
         tokens.access_token(7, "srv-1")  # neither stored nor cached any more

@@ -362,3 +362,19 @@ def test_starting_without_a_key_warns(
     with caplog.at_level(logging.WARNING):
         runner_of(app).start()
     assert "FOREST_EXECUTOR_ENCRYPTION_KEY is not set" in caplog.text
+
+
+def test_services_built_by_hand_get_a_keyless_memory_store_and_tokens_over_it(
+    make_app: Callable[..., Flask], orchestrator: Any, oauth: FakeOAuthServer
+) -> None:
+    from tests.conftest import services_for
+
+    services = services_for(orchestrator)
+    assert services.mcp_tokens.credentials is services.mcp_credentials
+    app = make_app(services=services, FOREST_EXECUTOR_ENCRYPTION_KEY=KEY)
+    # The services' own credentials win over the settings: no key there, production rules.
+    client = app.test_client()
+    assert deposit(client, body(oauth)).status_code == 400  # http on loopback
+    response = deposit(client, body(oauth, tokenEndpoint="https://auth.example.com/token"))
+    assert response.status_code == 503
+    assert response.get_json() == KEY_MISSING

@@ -313,13 +313,13 @@ SETTINGS: tuple[Setting, ...] = (
         "EXECUTOR_ENV",
         _choice("production", "development", "test"),
         "production",
-        "`development`/`test` relax development-only checks (the protocol's `NODE_ENV`).",
+        "`development`/`test` relax development-only checks (the protocol's `NODE_ENV`): `FORCE_AI_ERROR`, and OAuth token endpoints over `http` or on loopback/private addresses.",
     ),
     Setting(
         "FOREST_EXECUTOR_ENCRYPTION_KEY",
         _non_empty,
         None,
-        "Secret from which the key encrypting stored MCP OAuth credentials is derived.",
+        "Secret from which the key encrypting stored MCP OAuth credentials is derived; the same on every instance sharing a database; unset → deposits answer 503.",
     ),
     Setting(
         "METRICS_TOKEN",

@@ -309,3 +309,48 @@ class AiModelPortError(AiModelUnavailable):
     def __init__(self, technical_message: str, *, status: int | None = None):
         super().__init__(technical_message)
         self.status = status
+
+
+# --- MCP OAuth credentials (protocol §10.3, §10.4) ----------------------------------------------
+
+
+class EncryptionKeyMissing(ExecutorError):
+    """``FOREST_EXECUTOR_ENCRYPTION_KEY`` is unset, so credentials can be neither stored nor read.
+
+    The HTTP edge answers the protocol's typed ``503 {"code": "executor_encryption_key_missing"}``;
+    a step that meets it fails like any non-domain error (the reference throws a plain error).
+    """
+
+    code = "executor_encryption_key_missing"
+    user_message = NON_DOMAIN_STEP_ERROR_MESSAGE
+    category = Category.UNAVAILABLE
+
+
+class OAuthRefreshError(ExecutorError):
+    """The token endpoint could not be used: unreachable, non-JSON, an unexpected status, no
+    access token. Not a re-consent case (those are ``ReauthNeeded``)."""
+
+    user_message = "Could not refresh the connection to this tool. Please try again."
+    category = Category.UNAVAILABLE
+
+
+class InvalidTokenEndpoint(ExecutorError):
+    """A stored token endpoint fails the safety check (it is refused at deposit too)."""
+
+    user_message = (
+        "This tool is misconfigured (invalid token endpoint). Contact your administrator."
+    )
+
+
+class OAuthReauthRequired(ExecutorError):
+    """The user must reconnect the tool (shown when the step does not turn it into a pause)."""
+
+    user_message = (
+        "This tool needs to be reconnected before it can run. Please re-authorize it and try again."
+    )
+
+
+class CredentialStoreError(ExecutorError):
+    """The OAuth credential store failed; an HTTP route answers 500 (protocol §5.7)."""
+
+    category = Category.INTERNAL

@@ -14,12 +14,17 @@ from executor.adapters.ai.openai import OPENAI_URL, ForestProxyModel, OpenAiChat
 from executor.adapters.forest_server import ActivityLogClient, ApprovalClient
 from executor.adapters.orchestrator import OrchestratorClient
 from executor.adapters.stores.memory import MemoryRunStore
+from executor.adapters.stores.memory_credentials import MemoryMcpCredentialStore
 from executor.adapters.stores.sql import SqlRunStore
+from executor.adapters.stores.sql_credentials import SqlMcpCredentialStore
 from executor.config import Settings, load_settings
 from executor.http.access import AccessChecks
 from executor.http.health import health
+from executor.http.mcp_credentials import mcp_credentials
 from executor.http.monitoring import monitoring
 from executor.http.runs import EXTENSION_KEY, runs
+from executor.mcp.credentials import McpCredentials
+from executor.mcp.store import McpCredentialStore
 from executor.monitoring.metrics import ExecutorMetrics
 from executor.monitoring.ports import timed_services
 from executor.monitoring.readiness import BoundedPing
@@ -50,6 +55,13 @@ def build_services(settings: Settings) -> Services:
         store = MemoryRunStore()
     else:
         store = SqlRunStore(settings.store_url, schema=settings.database_schema)
+    credential_store: McpCredentialStore
+    if settings.store_url is None:
+        credential_store = MemoryMcpCredentialStore()
+    else:
+        credential_store = SqlMcpCredentialStore(
+            settings.store_url, schema=settings.database_schema
+        )
     return Services(
         workflow=OrchestratorClient(settings.forest_server_url, settings.forest_env_secret),
         run_store=store,
@@ -59,6 +71,11 @@ def build_services(settings: Settings) -> Services:
         activity_log=ActivityLogClient(settings.forest_server_url),
         approvals=ApprovalClient(settings.forest_server_url),
         ai_models={"default": build_ai_model(settings)},
+        mcp_credentials=McpCredentials(
+            credential_store,
+            encryption_key=settings.encryption_key,
+            environment=settings.executor_env,
+        ),
     )
 
 
@@ -142,6 +159,7 @@ class WorkflowExecutor:
         app.register_blueprint(runs, url_prefix=url_prefix)
         app.register_blueprint(health, url_prefix=url_prefix)
         app.register_blueprint(monitoring, url_prefix=url_prefix)
+        app.register_blueprint(mcp_credentials, url_prefix=url_prefix)
         return state
 
 

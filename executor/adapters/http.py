@@ -67,7 +67,7 @@ class JsonHttpClient:
         self._base_url = base_url.rstrip("/")
         self._headers = {"content-type": "application/json", **(headers or {})}
         self._timeout_s = timeout_s
-        self._pool = _connection_pool(self._base_url)
+        self._pool = connection_pool(self._base_url)
         self._retry_delays_s = retry_delays_s
 
     def request(
@@ -164,8 +164,8 @@ class JsonHttpClient:
             raise HttpError(f"{method} {path} answered invalid JSON", body=payload) from error
 
 
-def _connection_pool(base_url: str) -> urllib3.PoolManager:
-    """Connections to ``base_url``, through the environment's proxy unless it is bypassed."""
+def connection_pool(base_url: str) -> urllib3.PoolManager:
+    """Connections for ``base_url``'s host, through the environment's proxy unless bypassed."""
     options: dict[str, Any] = {
         # Threads beyond this many open a connection each and close it afterwards.
         "maxsize": POOLED_CONNECTIONS,

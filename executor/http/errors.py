@@ -13,7 +13,7 @@ from flask import Blueprint, Flask, Response, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from executor.errors import Category, ExecutorError
+from executor.errors import Category, EncryptionKeyMissing, ExecutorError
 from executor.schemas.api import ErrorResponseSchema
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,14 @@ def handle_executor_error(error: ExecutorError) -> Response:
     return error_response(status, error.user_message)
 
 
+def handle_encryption_key_missing(error: EncryptionKeyMissing) -> Response:
+    # The protocol's typed body (§5.7), so the front can tell an operator to set the key.
+    log.warning("Request failed: %s", error)
+    response = jsonify({"code": error.code})
+    response.status_code = 503
+    return response
+
+
 def handle_unexpected(error: Exception) -> Response:
     original = getattr(error, "original_exception", None) or error
     log.error("Unhandled HTTP error", exc_info=original)
@@ -97,6 +105,7 @@ def register_error_handlers(target: Flask | Blueprint) -> None:
     """On the app this covers routing 404/405 too; on a blueprint only its own views."""
     target.register_error_handler(ApiError, handle_api_error)
     target.register_error_handler(ExecutorError, handle_executor_error)
+    target.register_error_handler(EncryptionKeyMissing, handle_encryption_key_missing)
     target.register_error_handler(ValidationError, handle_validation_error)
     target.register_error_handler(InternalServerError, handle_unexpected)
     target.register_error_handler(HTTPException, handle_http_exception)

@@ -145,6 +145,13 @@ class Runner:
         )
         if settings.polling_enabled:
             self._poller.start()
+        # Migration 002 before serving (§6.3): in this process whoever serves the app (this
+        # runner's server, or a host such as a gunicorn worker that started this runner).
+        self.services.mcp_credentials.init()
+        if settings.encryption_key is None:
+            log.warning(
+                "FOREST_EXECUTOR_ENCRYPTION_KEY is not set: MCP OAuth credentials cannot be stored"
+            )
         if self._requested_port is not None:
             self._server = self._make_server(self._requested_port)
             self._server.start()
@@ -217,6 +224,10 @@ class Runner:
             self.services.run_store.close()
         except Exception:
             log.exception("Failed to close the run store")
+        try:
+            self.services.mcp_credentials.close()
+        except Exception:
+            log.exception("Failed to close the MCP OAuth credential store")
 
     def poll_once(self) -> None:
         """Run one poll cycle now, in the caller's thread (also with polling disabled)."""

@@ -60,6 +60,9 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     """Makes stores that share one database (several processes or instances would)."""
     created: list[Any] = []
     memory = MemoryRunStore()
+    # Resolved here, not in make(): tests call make() from several threads at once, and pytest's
+    # fixture machinery is not thread-safe.
+    schema = request.getfixturevalue("pg_schema") if request.param == "postgres" else None
 
     def make() -> Any:
         if request.param == "memory":
@@ -67,7 +70,6 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         elif request.param == "sqlite":
             store = SqlRunStore(f"sqlite:///{tmp_path / 'runs.sqlite3'}")
         else:
-            schema = request.getfixturevalue("pg_schema")
             store = SqlRunStore(sqlalchemy_url(POSTGRES_URL or ""), schema=schema)
         store.init()
         created.append(store)

@@ -143,44 +143,12 @@ class SqlRunStore(RunStore, RunLeases):
             conn.execute(text("SELECT 1"))
 
     def _create_engine(self) -> Engine:
-        if self._is_postgres:
-            # Two connections at least: the migration lock holds one while DDL may need another.
-            return create_engine(self._url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-        database = make_url(self._url).database
-        if database:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh instance folder
-        engine = create_engine(self._url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-            # The driver's own implicit transactions skip DDL; SQLAlchemy begins them instead.
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
-            _enable_wal(cursor)
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: Connection) -> None:
-            # IMMEDIATE takes the write lock up front, waiting for it; a deferred transaction that
-            # reads then writes can instead fail at once with "database is locked".
-            immediate = conn.get_execution_options().get("sqlite_immediate", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
+        return create_store_engine(self._url)
 
     def _migrate(self, engine: Engine) -> None:
         if self._is_postgres:
             assert self._schema is not None
-            with engine.begin() as conn:
-                present = conn.execute(
-                    text("SELECT 1 FROM pg_namespace WHERE nspname = :name"),
-                    {"name": self._schema},
-                ).first()
-                if present is None:
-                    self._lock_migrations(conn)
-                    # The name passed the identifier rule of the configuration (§6.2).
-                    conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"'))
+            ensure_schema(engine, self._schema)
         with engine.connect().execution_options(sqlite_immediate=True) as conn, conn.begin():
             if self._is_postgres:
                 self._lock_migrations(conn)
@@ -193,8 +161,7 @@ class SqlRunStore(RunStore, RunLeases):
 
     @staticmethod
     def _lock_migrations(conn: Connection) -> None:
-        conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        lock_migrations(conn)
 
     @contextmanager
     def _transaction(self, operation: str) -> Iterator[Connection]:
@@ -293,6 +260,55 @@ class SqlRunStore(RunStore, RunLeases):
         table = self._leases
         with self._transaction("lease") as conn:
             conn.execute(delete(table).where(table.c.run_id == run_id, table.c.owner == owner))
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for a store URL: a pool on PostgreSQL; WAL, a busy timeout and
+    ``sqlite_immediate`` transactions on SQLite."""
+    if url.startswith("postgresql"):
+        # Two connections at least: the migration lock holds one while DDL may need another.
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    database = make_url(url).database
+    if database:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh instance folder
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own implicit transactions skip DDL; SQLAlchemy begins them instead.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        _enable_wal(cursor)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _sqlite_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, waiting for it; a deferred transaction that
+        # reads then writes can instead fail at once with "database is locked".
+        immediate = conn.get_execution_options().get("sqlite_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def ensure_schema(engine: Engine, schema: str) -> None:
+    """Create the PostgreSQL schema when missing, in its own committed transaction (§11.4), so
+    an operator may pre-create it and grant only schema-level rights."""
+    with engine.begin() as conn:
+        present = conn.execute(
+            text("SELECT 1 FROM pg_namespace WHERE nspname = :name"), {"name": schema}
+        ).first()
+        if present is None:
+            lock_migrations(conn)
+            # The name passed the identifier rule of the configuration (§6.2).
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+
+
+def lock_migrations(conn: Connection) -> None:
+    """Serialize migrations across instances for the rest of this transaction (§11.4)."""
+    conn.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -1,0 +1,1 @@
+"""MCP servers and their per-user OAuth credentials (protocol §10)."""

@@ -1,13 +1,16 @@
-"""A fake Forest agent speaking the agent HTTP protocol (protocol §4) over a real loopback socket.
+"""A Forest agent speaking the agent HTTP protocol (protocol §4) over a loopback socket.
 
-It serves a small in-memory datasource (customers, orders, companies, addresses, subscriptions with
-a composite primary key, comments with a polymorphic relation) and a few actions on customers. Every
-non-probe request must carry a valid agent JWT (§4.1) and a ``timezone`` query parameter; the fake
+It serves a small datasource (customers, orders, companies, addresses, subscriptions with a
+composite primary key, comments with a polymorphic relation), kept in memory (tests) or in a SQLite
+file (the sandbox), and a few actions on customers. Every
+non-probe request must carry a valid agent JWT (§4.1) and a ``timezone`` query parameter; the agent
 records every request with its decoded claims, every record update and every executed action, and
 can be told to fail or slow down, so an agent adapter can be tested against it end to end.
 
-``collection_schemas(fake)`` gives the collection schemas the orchestrator would send for this
-datasource (§2.8, §3.3.4), so a fake orchestrator can serve them.
+(The fault tools are for the tests, which know this class as ``FakeAgent``.)
+
+``collection_schemas(agent)`` gives the collection schemas the orchestrator would send for this
+datasource (§2.8, §3.3.4), so the sandbox orchestrator can serve them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -27,6 +31,8 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
+
+from executor.sandbox.datasets import Dataset, MemoryDataset, SqliteDataset
 
 STEP_EXECUTION_SCOPE = "step-execution"
 TOKEN_LIFETIME_S = 300
@@ -457,9 +463,9 @@ def default_dataset() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def collection_schemas(fake: FakeAgent) -> dict[str, dict[str, Any]]:
+def collection_schemas(agent: SandboxAgent) -> dict[str, dict[str, Any]]:
     """Per collection, the CollectionSchema the orchestrator's collection-schema endpoint sends."""
-    return {name: _collection_schema(model) for name, model in fake.models.items()}
+    return {name: _collection_schema(model) for name, model in agent.models.items()}
 
 
 def _collection_schema(model: Model) -> dict[str, Any]:
@@ -593,22 +599,29 @@ class _Fault:
     body: Any = field(default=None)
 
 
-# --- the fake -----------------------------------------------------------------------------------
+# --- the agent ----------------------------------------------------------------------------------
 
 
-class FakeAgent:
+class SandboxAgent:
     """Start with :meth:`start` (or as a context manager); ``url`` is its base URL (AGENT_URL).
 
-    ``data`` maps collection -> pipe-joined id -> row; prefer :meth:`add_record`,
-    :meth:`update_record` and :meth:`remove_record` to change it while the fake serves.
+    ``store`` keeps the rows (in memory by default; :meth:`with_sqlite` for a file); a store with
+    no row is seeded with ``dataset`` (default :func:`default_dataset`). Change rows while the
+    agent serves with :meth:`add_record`, :meth:`update_record` and :meth:`remove_record`.
     """
 
     def __init__(
-        self, auth_secret: str, *, dataset: Mapping[str, Iterable[Mapping[str, Any]]] | None = None
+        self,
+        auth_secret: str,
+        *,
+        dataset: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
+        store: Dataset | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.auth_secret = auth_secret
         self.models: dict[str, Model] = dict(MODELS)
-        self.data: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in self.models}
+        self.store: Dataset = MemoryDataset(self.models) if store is None else store
         self.requests: list[RecordedRequest] = []
         self.updates: list[RecordUpdate] = []
         self.executions: list[ActionExecution] = []
@@ -626,24 +639,31 @@ class FakeAgent:
         self._delays: dict[str, float] = {}
         self._stopping = threading.Event()
         self._changed = threading.Condition()
-        for collection, rows in (default_dataset() if dataset is None else dataset).items():
-            for row in rows:
-                self.add_record(collection, row)
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        if self.store.is_empty():
+            for collection, rows in (default_dataset() if dataset is None else dataset).items():
+                for row in rows:
+                    self.add_record(collection, row)
+        self._host = host
+        self._server = make_server(host, port, self._wsgi, threaded=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.01},
-            name="fake-agent",
+            name="sandbox-agent",
             daemon=True,
         )
 
     # --- lifecycle ------------------------------------------------------------------------------
 
+    @classmethod
+    def with_sqlite(cls, auth_secret: str, path: Path, **options: Any) -> SandboxAgent:
+        """An agent over the SQLite file ``path`` (created and seeded when new)."""
+        return cls(auth_secret, store=SqliteDataset(path, MODELS), **options)
+
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
+        return f"http://{self._host}:{self._server.port}"
 
-    def start(self) -> FakeAgent:
+    def start(self) -> SandboxAgent:
         self._thread.start()
         return self
 
@@ -653,8 +673,9 @@ class FakeAgent:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+        self.store.close()
 
-    def __enter__(self) -> FakeAgent:
+    def __enter__(self) -> SandboxAgent:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -667,22 +688,21 @@ class FakeAgent:
         model = self.models[collection]
         record_id = _pipe_id(model, row)
         with self._changed:
-            self.data[collection][record_id] = dict(row)
+            self.store.put(collection, record_id, row)
         return record_id
 
     def update_record(self, collection: str, record_id: str, /, **values: Any) -> None:
         with self._changed:
-            self.data[collection][record_id].update(values)
+            self.store.update(collection, record_id, values)
 
     def remove_record(self, collection: str, record_id: str) -> None:
         with self._changed:
-            del self.data[collection][record_id]
+            self.store.delete(collection, record_id)
 
     def record(self, collection: str, record_id: str) -> dict[str, Any] | None:
         """A copy of the stored row (hidden foreign keys included), or None."""
         with self._changed:
-            row = self.data[collection].get(record_id)
-            return copy.deepcopy(row) if row is not None else None
+            return self.store.get(collection, record_id)
 
     # --- scripting ------------------------------------------------------------------------------
 
@@ -700,7 +720,7 @@ class FakeAgent:
     # --- observation ----------------------------------------------------------------------------
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        """Wait until ``predicate()`` holds, re-checked after each request the fake handles."""
+        """Wait until ``predicate()`` holds, re-checked after each request the agent handles."""
         with self._changed:
             return self._changed.wait_for(predicate, timeout=timeout)
 
@@ -815,7 +835,7 @@ class FakeAgent:
 
     def _row(self, model: Model, record_id: str) -> dict[str, Any]:
         _check_id_arity(model, record_id)
-        row = self.data[model.name].get(record_id)
+        row = self.store.get(model.name, record_id)
         if row is None:
             raise _not_found()
         return row
@@ -849,8 +869,9 @@ class FakeAgent:
             if value is not None and not _column_accepts(column, value):
                 raise _bad_request(f"Wrong value for '{name}': {value!r}")
         with self._changed:
+            self._row(model, record_id)
+            self.store.update(collection, record_id, attributes)
             row = self._row(model, record_id)
-            row.update(copy.deepcopy(attributes))
             self.updates.append(RecordUpdate(collection, record_id, dict(attributes), claims))
             resource, included = self._resource(model, row, self._projection(model, {}))
         return _json(_document(resource, included))
@@ -869,7 +890,7 @@ class FakeAgent:
         number = _positive_int(query.get("page[number]"), 1, "page[number]")
         projection = self._projection(target, query)
         with self._changed:
-            parent = self.data[model.name].get(record_id)
+            parent = self.store.get(model.name, record_id)
             # An unknown parent lists nothing, as real agents do (they filter on the parent id).
             children = [] if parent is None else self._children(model, parent, relation)
             page = [row for row in children if matches(row)][(number - 1) * size : number * size]
@@ -967,7 +988,7 @@ class FakeAgent:
         key = row.get(relation.key)
         if target_name not in self.models or key is None:
             return None
-        target_row = self.data[str(target_name)].get(str(key))
+        target_row = self.store.get(str(target_name), str(key))
         return (self.models[str(target_name)], target_row) if target_row is not None else None
 
     def _children(
@@ -976,7 +997,7 @@ class FakeAgent:
         parent_key = parent.get(model.primary_keys[0])
         return [
             row
-            for row in self.data[relation.target or ""].values()
+            for row in self.store.rows(relation.target or "")
             if row.get(relation.key) == parent_key
         ]
 

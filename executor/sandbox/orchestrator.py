@@ -1,8 +1,10 @@
-"""A fake orchestrator (Forest server) speaking the protocol over a real loopback socket.
+"""An orchestrator (Forest server) speaking the protocol (§3, §4.9, §9) over a loopback socket.
 
-Each run follows a scripted workflow: a list of server step definitions executed in order. The
-fake claims runs atomically, records every request, chains the next step in its ``update-step``
-answer, and can be told to fail (status codes, delays, a freeze) to test the executor's resilience.
+Each run follows a script: a list of server step definitions. Without step ids they run in order
+(what most tests need); with step ids the run follows each step's ``outgoing`` links, a condition
+taking the branch of the option the executor reported (what a workflow definition file needs).
+The orchestrator claims runs atomically, records every request, and chains the next step in its
+``update-step`` answer. ``tests/fakes/orchestrator.py`` adds fault injection for the tests.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import copy
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,60 +20,12 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 API = "/api/workflow-orchestrator"
-ENV_SECRET = "ab" * 32
-
-
-def guidance_step(execution_type: str = "manual", prompt: str = "Write a note") -> dict[str, Any]:
-    return {
-        "type": "task",
-        "taskType": "guideline",
-        "title": "Note",
-        "prompt": prompt,
-        "executionType": execution_type,
-        "automaticCompletion": False,
-        "outgoing": [{"stepId": "next", "buttonText": None}],
-    }
-
-
-def condition_step(
-    options: tuple[str, ...] = ("Yes", "No"), execution_type: str = "manual"
-) -> dict[str, Any]:
-    return {
-        "type": "condition",
-        "title": "Decide",
-        "prompt": "Is the customer a VIP?",
-        "executionType": execution_type,
-        "automaticCompletion": False,
-        "outgoing": [{"stepId": f"to-{o}", "buttonText": None, "answer": o} for o in options],
-    }
-
-
-def record_step(
-    task_type: str = "get-data",
-    execution_type: str = "fully-automated",
-    *,
-    title: str = "Record step",
-    **pre_recorded_args: Any,
-) -> dict[str, Any]:
-    """A record step (get-data, update-data, trigger-action, load-related-record)."""
-    step: dict[str, Any] = {
-        "type": "task",
-        "taskType": task_type,
-        "title": title,
-        "prompt": "Do something with the record",
-        "executionType": execution_type,
-        "automaticCompletion": False,
-        "outgoing": [{"stepId": "next", "buttonText": None}],
-    }
-    if pre_recorded_args:
-        step["preRecordedArgs"] = pre_recorded_args
-    return step
 
 
 @dataclass
 class ScriptedRun:
     run_id: int
-    steps: list[dict[str, Any]]  # server step definitions, in execution order
+    steps: list[dict[str, Any]]  # server step definitions
     user_id: int = 7
     rendering_id: int = 3
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -80,7 +33,11 @@ class ScriptedRun:
     finished: bool = False
     raw: dict[str, Any] | None = None  # a hand-made envelope served as is (malformed runs)
     collection_name: str = "customers"
+    collection_id: str = "11"
     selected_record_id: str = "123"
+    # The steps' ids, when the run follows ``outgoing`` links; None: ids ``step-<i>``, in order.
+    step_ids: list[str] | None = None
+    positions: list[int] = field(default_factory=list)  # history entry -> position in steps
 
     def envelope(self) -> dict[str, Any]:
         if self.raw is not None:
@@ -88,7 +45,7 @@ class ScriptedRun:
         return {
             "id": self.run_id,
             "workflowId": "wf-1",
-            "collectionId": "11",
+            "collectionId": self.collection_id,
             "collectionName": self.collection_name,
             "selectedRecordId": self.selected_record_id,
             "bpmnVersion": "1.0",
@@ -114,15 +71,41 @@ class ScriptedRun:
             "workflowHistory": copy.deepcopy(self.history),
         }
 
-    def open_step(self, index: int) -> None:
+    def open_step(self, position: int) -> None:
+        """Append the step at ``position`` of the script to the history, not done."""
+        if self.step_ids is None:
+            step_id, index = f"step-{position}", position
+        else:
+            step_id, index = self.step_ids[position], len(self.history)
         self.history.append(
             {
-                "stepName": f"step-{index}",
+                "stepName": step_id,
                 "stepIndex": index,
                 "done": False,
-                "stepDefinition": copy.deepcopy(self.steps[index]),
+                "stepDefinition": copy.deepcopy(self.steps[position]),
             }
         )
+        self.positions.append(position)
+
+    def position_of(self, entry_number: int) -> int:
+        """The script position of the ``entry_number``-th history entry."""
+        if self.step_ids is None:
+            return int(self.history[entry_number]["stepIndex"])
+        return self.positions[entry_number]
+
+    def successor(self, position: int, context: dict[str, Any]) -> int | None:
+        """The position of the step that follows ``position`` given its outcome, None at the end."""
+        if self.step_ids is None:
+            return position + 1 if position + 1 < len(self.steps) else None
+        if context.get("status") == "error":
+            return None  # a failed step stops the run (the user retries it in the front)
+        step = self.steps[position]
+        links: list[dict[str, Any]] = step.get("outgoing") or []
+        if step.get("type") == "condition":
+            chosen = context.get("selectedOption")
+            links = [o for o in links if chosen in (o.get("answer"), o.get("buttonText"))]
+        target = links[0].get("stepId") if links else None
+        return self.step_ids.index(target) if target in self.step_ids else None
 
     @property
     def available(self) -> bool:
@@ -140,51 +123,45 @@ class RecordedRequest:
     body: Any
 
 
-class FakeOrchestrator:
+class SandboxOrchestrator:
     """Start with :meth:`start` (or as a context manager); ``url`` is its base URL."""
 
-    def __init__(self, *, env_secret: str = ENV_SECRET, auto_chain: bool = True) -> None:
+    def __init__(
+        self, *, env_secret: str, auto_chain: bool = True, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self.env_secret = env_secret
         self.auto_chain = auto_chain
         self.runs: dict[str, ScriptedRun] = {}
         self.requests: list[RecordedRequest] = []
         self.access: dict[tuple[str, int], bool] = {}
-        self._faults: list[tuple[str, int, int]] = []  # (path prefix, status, remaining)
-        self._delays: dict[str, float] = {}
-        # Replaces the update-step answer when set (e.g. to hand back a bogus next step).
-        self.update_answer: Callable[[dict[str, Any], Any], Any] | None = None
-        self.access_answer: Any = None  # replaces the access-check body when not None
         self.collection_schemas: dict[str, dict[str, Any]] = {}  # served by collection-schema
-        self.agent_url = "http://127.0.0.1:9"  # the agent the executor under test talks to
-        # Answers a real agent's own Forest-server calls (see tests/fakes/python_agent.py).
-        self.agent_side: Any = None
-        self.model: Any = None  # a FakeModel answering the AI proxy (tests/fakes/model.py)
         self.activity_logs: list[dict[str, Any]] = []  # audit entries, with their status
         self.approvals: dict[str, dict[str, Any]] = {}  # approval requests by id
-        self.frozen = threading.Event()
-        self.frozen.set()  # set = answering; clear() freezes every request until set() again
         self._changed = threading.Condition()
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self._host = host
+        self._server = make_server(host, port, self._wsgi, threaded=True)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="sandbox-orchestrator",
+            daemon=True,
         )
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
+        return f"http://{self._host}:{self._server.port}"
 
-    def start(self) -> FakeOrchestrator:
+    def start(self) -> SandboxOrchestrator:
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self.frozen.set()
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> FakeOrchestrator:
+    def __enter__(self) -> SandboxOrchestrator:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -200,17 +177,24 @@ class FakeOrchestrator:
         user_id: int = 7,
         collection: str = "customers",
         record_id: str = "123",
+        step_ids: list[str] | None = None,
     ) -> ScriptedRun:
+        """Script a run whose first step is available at once."""
         run = ScriptedRun(
             run_id=run_id,
             steps=steps,
             user_id=user_id,
             collection_name=collection,
             selected_record_id=record_id,
+            step_ids=step_ids,
         )
+        schema = self.collection_schemas.get(collection)
+        if schema is not None:
+            run.collection_id = str(schema["collectionId"])
         run.open_step(0)
         with self._changed:
             self.runs[str(run_id)] = run
+            self._changed.notify_all()
         return run
 
     def add_raw_run(self, envelope: dict[str, Any]) -> ScriptedRun:
@@ -219,18 +203,10 @@ class FakeOrchestrator:
             self.runs[str(envelope.get("id"))] = run
         return run
 
-    def fail(self, path_prefix: str, status: int, times: int = 1) -> None:
-        """Answer ``status`` to the next ``times`` requests whose path starts with the prefix."""
-        with self._changed:
-            self._faults.append((path_prefix, status, times))
-
-    def delay(self, path_prefix: str, seconds: float) -> None:
-        self._delays[path_prefix] = seconds
-
     # --- observation ----------------------------------------------------------------------------
 
-    def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        """Wait until ``predicate()`` holds, re-checked after each request the fake handles."""
+    def wait_until(self, predicate: Callable[[], bool], timeout: float | None = 10.0) -> bool:
+        """Wait until ``predicate()`` holds, re-checked after each request handled."""
         with self._changed:
             return self._changed.wait_for(predicate, timeout=timeout)
 
@@ -265,20 +241,23 @@ class FakeOrchestrator:
                     request.method, request.path, dict(request.args), dict(request.headers), body
                 )
             )
-        self.frozen.wait()
-        for prefix, seconds in list(self._delays.items()):
-            if request.path.startswith(prefix):
-                time.sleep(seconds)  # simulates a slow server, not a test synchronisation
-        path = request.path
-        if path.startswith(("/api/activity-logs-requests", "/api/action-approvals")):
+        early = self._intercept(request)
+        if early is not None:
+            return early
+        if request.path.startswith(("/api/activity-logs-requests", "/api/action-approvals")):
             # Calls made on the user's behalf carry the run's server token, not the secret.
             if not request.headers.get("Authorization", "").startswith("Bearer server-token-"):
                 return _json({"errors": [{"detail": "bad server token"}]}, 401)
         elif request.headers.get("forest-secret-key") != self.env_secret:
             return _json({"errors": [{"detail": "bad secret"}]}, 401)
-        fault = self._take_fault(path)
-        if fault is not None:
-            return _json({"errors": [{"detail": "injected failure"}]}, fault)
+        return self._route(request, body)
+
+    def _intercept(self, request: Request) -> Response | None:
+        """A hook answering (or holding) a request before authentication; None lets it through."""
+        return None
+
+    def _route(self, request: Request, body: Any) -> Response:
+        path = request.path
         if path.startswith("/api/activity-logs-requests"):
             return self._activity_log(request, body)
         if path.startswith("/api/action-approvals"):
@@ -293,31 +272,27 @@ class FakeOrchestrator:
         if request.method == "GET" and path.startswith(f"{API}/available-run/"):
             return _json(self._claim(path.rsplit("/", 1)[1]))
         if request.method == "POST" and path == f"{API}/update-step":
-            answer: Any = self._update(body)
-            if self.update_answer is not None:
-                answer = self.update_answer(body, answer)
-            return _json(answer)
+            return _json(self._update_answer(body))
         if (
             request.method == "GET"
             and path.startswith(f"{API}/run/")
             and path.endswith("/access-check")
         ):
-            if self.access_answer is not None:
-                return _json(self.access_answer)
             run_id = path.split("/")[-2]
             user_id = int(request.args.get("userId", "0"))
-            return _json({"hasAccess": self._has_access(run_id, user_id)})
+            return _json(self._access_answer(run_id, user_id))
         if request.method == "POST" and path == f"{API}/executor-metadata":
             return _json({})
-        if self.model is not None:  # the Forest server's AI proxy
-            proxied: Response | None = self.model.handle(request)
-            if proxied is not None:
-                return proxied
-        if self.agent_side is not None:  # what a real agent asks the Forest server
-            served: Response | None = self.agent_side.handle(request)
-            if served is not None:
-                return served
+        return self._unrouted(request)
+
+    def _unrouted(self, request: Request) -> Response:
         return _json({"errors": [{"detail": "not found"}]}, 404)
+
+    def _update_answer(self, body: Any) -> Any:
+        return self._update(body)
+
+    def _access_answer(self, run_id: str, user_id: int) -> Any:
+        return {"hasAccess": self._has_access(run_id, user_id)}
 
     def _activity_log(self, request: Request, body: Any) -> Response:
         with self._changed:
@@ -349,17 +324,6 @@ class FakeOrchestrator:
             }
             return _json({"data": {"id": approval_id, "type": "action-approvals"}})
 
-    def _take_fault(self, path: str) -> int | None:
-        with self._changed:
-            for i, (prefix, status, remaining) in enumerate(self._faults):
-                if path.startswith(prefix):
-                    if remaining <= 1:
-                        del self._faults[i]
-                    else:
-                        self._faults[i] = (prefix, status, remaining - 1)
-                    return status
-        return None
-
     def _pending(self) -> list[dict[str, Any]]:
         with self._changed:
             ready = [
@@ -388,17 +352,19 @@ class FakeOrchestrator:
                     run.history = [{"done": True}]
                 return None
             update = body["stepUpdate"]
-            entry = next(e for e in run.history if e["stepIndex"] == update["stepIndex"])
+            number, entry = next(
+                (i, e) for i, e in enumerate(run.history) if e["stepIndex"] == update["stepIndex"]
+            )
             entry["done"] = update["attributes"]["done"]
             entry["context"] = update["attributes"]["context"]
             run.claimed = False
             if not entry["done"]:
                 return None  # awaiting input: the run waits for a trigger
-            next_index = update["stepIndex"] + 1
-            if next_index >= len(run.steps):
+            following = run.successor(run.position_of(number), entry["context"])
+            if following is None:
                 run.finished = True
                 return None
-            run.open_step(next_index)
+            run.open_step(following)
             if not self.auto_chain:
                 return None
             run.claimed = True

@@ -220,6 +220,12 @@ class SandboxOrchestrator:
                 and (run_id is None or (isinstance(r.body, dict) and r.body.get("runId") == run_id))
             ]
 
+    def history(self, run_id: int) -> tuple[list[dict[str, Any]], bool, bool]:
+        """A copy of a run's history, whether it is finished, and whether it is claimed."""
+        with self._changed:
+            run = self.runs[str(run_id)]
+            return copy.deepcopy(run.history), run.finished, run.claimed
+
     def count(self, path_prefix: str) -> int:
         with self._changed:
             return sum(1 for r in self.requests if r.path.startswith(path_prefix))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import signal
 import sys
@@ -147,6 +148,8 @@ def demo(args: argparse.Namespace) -> int:
     """The sandbox (imported here: serving never needs it)."""
     from executor.sandbox.demo import DemoOptions, run_demo
 
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")  # the progress marks on a non-UTF-8 terminal
     return run_demo(
         DemoOptions(
             workflow=args.workflow,
@@ -154,6 +157,6 @@ def demo(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             interactive=not args.no_input,
             exit_when_done=args.exit,
-            verbose=args.verbose,
+            log_level="info" if args.verbose else "warning",
         )
     )

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 import httpx
 
 from executor.errors import ExecutorError
+from executor.logs import configure_logging
 from executor.sandbox.definitions import (
     DefinitionError,
     StepDefinition,
@@ -46,7 +47,7 @@ class DemoOptions:
     data_dir: Path = Path("sandbox-data")
     interactive: bool = True  # False: answer every waiting step automatically
     exit_when_done: bool = False
-    verbose: bool = False
+    log_level: str | None = None  # configure the process's logging (the CLI); None: leave it
 
 
 def run_demo(
@@ -60,17 +61,13 @@ def run_demo(
     except DefinitionError as error:
         print(f"Error: {error}", file=sys.stderr)
         return 1
+    if options.log_level is not None:
+        configure_logging(options.log_level, "text")
     stop = threading.Event()
     _stop_on_signals(stop)
     stack: Stack | None = None
     try:
-        stack = Stack(
-            StackOptions(
-                data_dir=options.data_dir,
-                port=options.port,
-                log_level="info" if options.verbose else "warn",
-            )
-        )
+        stack = Stack(StackOptions(data_dir=options.data_dir, port=options.port))
         problem = _check_start_record(stack, definition)
         if problem is not None:
             print(f"Error: {problem}", file=sys.stderr)

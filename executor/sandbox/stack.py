@@ -13,7 +13,6 @@ from flask import Flask
 
 from executor.app import create_app
 from executor.extension import executor_state
-from executor.logs import configure_logging
 from executor.sandbox.agent import SandboxAgent, collection_schemas
 from executor.sandbox.orchestrator import SandboxOrchestrator
 
@@ -26,7 +25,6 @@ TOKEN_LIFETIME_S = 24 * 3600  # the demo's token outlives any demo session
 class StackOptions:
     data_dir: Path  # where the agent's SQLite database lives (kept between demos)
     port: int = 3400  # the executor's API port (0: any free port)
-    log_level: str = "warn"
     poll_interval_s: float = 0.5
 
 
@@ -61,8 +59,6 @@ class Stack:
                 "FIRST_POLL_DELAY_S": 0,
                 "POLL_BACKOFF_MAX_S": 2,
                 "STOP_TIMEOUT_S": 5,
-                "LOG_LEVEL": options.log_level,
-                "LOG_FORMAT": "text",
             },
             serve=True,
         )
@@ -74,8 +70,6 @@ class Stack:
         return f"http://{HOST}:{self.runner.http_port}"
 
     def start(self) -> None:
-        settings = executor_state(self.app).settings
-        configure_logging(settings.log_level, settings.log_format)
         self._started.append(self.agent.start())
         self._started.append(self.orchestrator.start())
         self.runner.start()

@@ -663,6 +663,16 @@ class SandboxAgent:
     def url(self) -> str:
         return f"http://{self._host}:{self._server.port}"
 
+    @property
+    def serving(self) -> bool:
+        """Whether :meth:`start` was called (and :meth:`stop` not yet)."""
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        """Release the socket and the store of an agent that was never started."""
+        self._server.server_close()
+        self.store.close()
+
     def start(self) -> SandboxAgent:
         self._thread.start()
         return self

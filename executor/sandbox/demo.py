@@ -65,18 +65,20 @@ def run_demo(
         configure_logging(options.log_level, "text")
     stop = threading.Event()
     _stop_on_signals(stop)
-    stack: Stack | None = None
     try:
         stack = Stack(StackOptions(data_dir=options.data_dir, port=options.port))
-        problem = _check_start_record(stack, definition)
-        if problem is not None:
-            print(f"Error: {problem}", file=sys.stderr)
-            return 1
-        stack.start()
     except (ExecutorError, OSError) as error:
         print(f"Error: the sandbox could not start: {error}", file=sys.stderr)
-        if stack is not None:
-            stack.stop()
+        return 1
+    problem = _check_start_record(stack, definition)
+    if problem is None:
+        try:
+            stack.start()
+        except (ExecutorError, OSError) as error:
+            problem = f"the sandbox could not start: {error}"
+    if problem is not None:
+        print(f"Error: {problem}", file=sys.stderr)
+        stack.stop()
         return 1
     try:
         console = Console(out)
@@ -295,6 +297,9 @@ class Demo:
         if answer is None:
             answer = step.demo_answer if step.demo_answer is not None else question.example
             self.console.line(f"(answered automatically: {json.dumps(answer)})", indent=4)
+        # The executor reports the pause before its worker lets go of the run: a trigger sent in
+        # between would be refused as already running.
+        self.stack.runner.in_flight.wait_settled([str(RUN_ID)], timeout=HTTP_TIMEOUT_S)
         response = self.http.post(
             f"/runs/{RUN_ID}/trigger",
             json={"pendingData": answer},

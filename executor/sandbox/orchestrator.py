@@ -153,12 +153,21 @@ class SandboxOrchestrator:
     def url(self) -> str:
         return f"http://{self._host}:{self._server.port}"
 
+    @property
+    def serving(self) -> bool:
+        """Whether :meth:`start` was called (and :meth:`stop` not yet)."""
+        return self._thread.is_alive()
+
     def start(self) -> SandboxOrchestrator:
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._server.shutdown()
+        self._server.server_close()
+
+    def close(self) -> None:
+        """Release the socket of an orchestrator that was never started."""
         self._server.server_close()
 
     def __enter__(self) -> SandboxOrchestrator:

@@ -45,23 +45,27 @@ class Stack:
         # 1 with each new orchestrator, so an old store would replay old steps.
         self._store_dir = tempfile.TemporaryDirectory(prefix="workflow-executor-demo-")
         self.run_store = Path(self._store_dir.name) / "executor.sqlite3"
-        self.app: Flask = create_app(
-            {
-                "FOREST_ENV_SECRET": self.env_secret,
-                "FOREST_AUTH_SECRET": self.auth_secret,
-                "AGENT_URL": self.agent.url,
-                "FOREST_SERVER_URL": self.orchestrator.url,
-                "DATABASE_URL": f"sqlite:///{self.run_store}",
-                "HTTP_HOST": HOST,
-                "HTTP_PORT": options.port,
-                "HTTP_SERVER": "werkzeug",
-                "POLLING_INTERVAL_S": options.poll_interval_s,
-                "FIRST_POLL_DELAY_S": 0,
-                "POLL_BACKOFF_MAX_S": 2,
-                "STOP_TIMEOUT_S": 5,
-            },
-            serve=True,
-        )
+        try:
+            self.app: Flask = create_app(
+                {
+                    "FOREST_ENV_SECRET": self.env_secret,
+                    "FOREST_AUTH_SECRET": self.auth_secret,
+                    "AGENT_URL": self.agent.url,
+                    "FOREST_SERVER_URL": self.orchestrator.url,
+                    "DATABASE_URL": f"sqlite:///{self.run_store}",
+                    "HTTP_HOST": HOST,
+                    "HTTP_PORT": options.port,
+                    "HTTP_SERVER": "werkzeug",
+                    "POLLING_INTERVAL_S": options.poll_interval_s,
+                    "FIRST_POLL_DELAY_S": 0,
+                    "POLL_BACKOFF_MAX_S": 2,
+                    "STOP_TIMEOUT_S": 5,
+                },
+                serve=True,
+            )
+        except Exception:
+            self._close_unstarted()
+            raise
         self.runner = executor_state(self.app).runner
         self._started: list[SandboxAgent | SandboxOrchestrator] = []
 
@@ -75,13 +79,20 @@ class Stack:
         self.runner.start()
 
     def stop(self) -> None:
+        """Stop what started and release what did not; safe to call once, whatever happened."""
         try:
             self.runner.stop()
         finally:
             for piece in reversed(self._started):
                 piece.stop()
             self._started.clear()
-            self._store_dir.cleanup()
+            self._close_unstarted()
+
+    def _close_unstarted(self) -> None:
+        for piece in (self.agent, self.orchestrator):
+            if piece.serving is False:
+                piece.close()
+        self._store_dir.cleanup()
 
     def user_token(self) -> str:
         """A token for the executor's API, as the agent would issue the user at login (§5.2)."""

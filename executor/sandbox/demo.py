@@ -297,6 +297,8 @@ class Demo:
         if answer is None:
             answer = step.demo_answer if step.demo_answer is not None else question.example
             self.console.line(f"(answered automatically: {json.dumps(answer)})", indent=4)
+        if step.type == "trigger-action" and answer.get("userConfirmed"):
+            answer = self._run_action_as_the_front(stored)
         # The executor reports the pause before its worker lets go of the run: a trigger sent in
         # between would be refused as already running.
         self.stack.runner.in_flight.wait_settled([str(RUN_ID)], timeout=HTTP_TIMEOUT_S)
@@ -307,6 +309,47 @@ class Demo:
         )
         if response.status_code != 200:
             self.console.line(f"(the trigger answered {response.status_code}: {response.text})", 4)
+
+    def _run_action_as_the_front(self, stored: dict[str, Any] | None) -> dict[str, Any]:
+        """A confirmed action is executed by the front itself, which then tells the executor the
+        result (protocol §7.5): the demo does the same with the agent, or skips the action."""
+        pending: dict[str, Any] = (stored or {}).get("pendingData") or {}
+        record: dict[str, Any] = (stored or {}).get("selectedRecordRef") or {}
+        collection = str(record.get("collectionName"))
+        schema = self.stack.orchestrator.collection_schemas.get(collection, {})
+        action = next(
+            (a for a in schema.get("actions", []) if a["name"] == pending.get("name")), None
+        )
+        form = pending.get("form") or {}
+        values = {f["name"]: f.get("value") for f in form.get("fields", []) if "name" in f}
+        if action is None:
+            self.console.line("(the action is not in the schema any more: skipped)", indent=4)
+            return {"userConfirmed": False}
+        ids = [] if action.get("type") == "global" else [str(record.get("recordId"))]
+        body = {
+            "data": {
+                "attributes": {
+                    "collection_name": collection,
+                    "ids": ids,
+                    "values": values,
+                    "smart_action_id": action["name"],
+                },
+                "type": "custom-action-requests",
+            }
+        }
+        response = httpx.post(
+            f"{self.stack.agent.url}{action['endpoint']}",
+            params={"timezone": "Europe/Paris"},
+            headers={"Authorization": f"Bearer {self.stack.agent_token()}"},
+            json=body,
+            timeout=HTTP_TIMEOUT_S,
+        )
+        if response.status_code != 200:
+            errors = response.json().get("errors") or [{}]
+            detail = errors[0].get("detail", response.status_code)
+            self.console.line(f"(the agent refused the action: {detail}; skipped)", indent=4)
+            return {"userConfirmed": False}
+        return {"userConfirmed": True, "actionResult": response.json(), "submittedValues": values}
 
     def _answered_elsewhere(self, index: int) -> bool:
         history, _, claimed = self.stack.orchestrator.history(RUN_ID)
@@ -406,11 +449,13 @@ def _question(step: StepDefinition, stored: dict[str, Any] | None) -> Question:
         label = record.get("referenceFieldValue") or record.get("recordId")
         proposal = f"Load {field}: {label} (#{record.get('recordId')})?"
     elif step.type == "trigger-action":
-        proposal = (
-            f'Run the action "{pending.get("displayName")}"? The front runs it itself; the '
-            "sandbox can only skip it here"
+        # "y" runs the action as the front would; the curl (and the automatic answer) skip it.
+        return Question(
+            f'Run the action "{pending.get("displayName")}"?',
+            "Confirm? [Y/n]:",
+            _yes_no,
+            {"userConfirmed": False},
         )
-        return Question(proposal, "Skip it? [Y]:", _skip_only, {"userConfirmed": False})
     else:
         proposal = f"Run the tool {pending.get('name')} with {json.dumps(pending.get('input'))}?"
     return Question(proposal, "Confirm? [Y/n]:", _yes_no, {"userConfirmed": True})
@@ -431,12 +476,6 @@ def _yes_no(text: str) -> dict[str, bool]:
     if text.lower() in ("n", "no"):
         return {"userConfirmed": False}
     raise ValueError("Type y or n.")
-
-
-def _skip_only(text: str) -> dict[str, bool]:
-    if text.lower() in ("", "y", "yes"):
-        return {"userConfirmed": False}
-    raise ValueError("Press Enter to skip it.")
 
 
 def _details(step: StepDefinition, stored: dict[str, Any] | None, context: dict[str, Any]) -> str:

@@ -94,6 +94,31 @@ class Stack:
                 piece.close()
         self._store_dir.cleanup()
 
+    def agent_token(self) -> str:
+        """A token for the agent's routes, for the sandbox's user (protocol §4.1's claims)."""
+        now = int(time.time())
+        user = {
+            "id": USER_ID,
+            "email": "ada@example.com",
+            "firstName": "Ada",
+            "lastName": "",
+            "team": "Operations",
+            "renderingId": 3,
+            "role": "Admin",
+            "permissionLevel": "admin",
+            "tags": {"region": "EU"},
+        }
+        claims = user | {
+            "first_name": user["firstName"],
+            "last_name": user["lastName"],
+            "rendering_id": user["renderingId"],
+            "permission_level": user["permissionLevel"],
+            "scope": "step-execution",
+            "iat": now,
+            "exp": now + 300,
+        }
+        return jwt.encode(claims, self.auth_secret, algorithm="HS256")
+
     def user_token(self) -> str:
         """A token for the executor's API, as the agent would issue the user at login (§5.2)."""
         now = int(time.time())

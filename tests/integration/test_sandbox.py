@@ -257,6 +257,46 @@ def test_the_demo_shows_a_failed_step_and_stops_the_run(tmp_path: Path) -> None:
     assert "Run 1 finished: 1 steps, with an error." in transcript
 
 
+def test_a_confirmed_action_is_run_by_the_demo_as_the_front_would(tmp_path: Path) -> None:
+    workflow = write_workflow(
+        tmp_path,
+        {
+            "id": "invoice",
+            "type": "trigger-action",
+            "executionType": "automated-with-confirmation",
+            "title": "Send the invoice",
+            "preRecordedArgs": {
+                "selectedRecordStepId": "workflow-start",
+                "actionName": "send-invoice",
+            },
+            "next": "archive",
+        },
+        {
+            "id": "archive",
+            "type": "trigger-action",
+            "executionType": "manual",
+            "title": "Archive",
+            "preRecordedArgs": {"selectedRecordStepId": "workflow-start", "actionName": "archive"},
+        },
+    )
+    terminal = Terminal()
+    demo = DemoThread(
+        DemoOptions(workflow=workflow, port=0, data_dir=tmp_path / "data", exit_when_done=True),
+        terminal,
+    )
+    demo.out.wait_for('Run the action "Send invoice"?')
+    terminal.type("y")
+    demo.out.wait_for('Run the action "Archive"?')
+    terminal.type("y")  # the agent asks for an approval the sandbox front cannot give
+    transcript = demo.finish()
+    terminal.close()
+    assert 'Send invoice: {"success": "Invoice sent"}' in transcript
+    assert "(the agent refused the action: This action requires to be approved.; skipped)" in (
+        transcript
+    )
+    assert "Run 1 finished: 2 steps, every step succeeded." in transcript
+
+
 def test_the_demo_refuses_a_start_record_its_agent_does_not_have(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

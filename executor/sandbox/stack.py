@@ -39,7 +39,9 @@ class Stack:
         self.database = options.data_dir / "agent.sqlite3"
         self.seeded = not self.database.exists()
         self.agent = SandboxAgent.with_sqlite(self.auth_secret, self.database, host=HOST)
-        self.orchestrator = SandboxOrchestrator(env_secret=self.env_secret, host=HOST)
+        self.orchestrator = SandboxOrchestrator(
+            env_secret=self.env_secret, host=HOST, record_polls=False
+        )
         self.orchestrator.collection_schemas = collection_schemas(self.agent)
         # The executor's private run store lives as long as this session: run ids start again at
         # 1 with each new orchestrator, so an old store would replay old steps.

@@ -26,6 +26,7 @@ import pytest
 
 from executor.sandbox.agent import SandboxAgent
 from executor.sandbox.demo import DemoOptions, run_demo
+from executor.sandbox.orchestrator import API, SandboxOrchestrator
 from tests.conftest import AUTH_SECRET
 from tests.processes import REPO
 
@@ -102,6 +103,25 @@ def test_the_sqlite_agent_is_seeded_once_and_keeps_its_rows_across_restarts(
             1,
             2,
         )
+
+
+def test_a_long_lived_sandbox_orchestrator_does_not_keep_every_poll() -> None:
+    secret = "cd" * 32
+    with SandboxOrchestrator(env_secret=secret, record_polls=False) as orchestrator:
+        orchestrator.add_run(1, [{"type": "task", "taskType": "guideline", "outgoing": []}])
+        headers = {"forest-secret-key": secret}
+        for _ in range(3):
+            polled = httpx.get(f"{orchestrator.url}{API}/pending-run", headers=headers)
+            assert polled.status_code == 200
+        update = {
+            "runId": 1,
+            "stepUpdate": {"stepIndex": 0, "attributes": {"done": True, "context": {}}},
+            "executionStatus": {"type": "success"},
+        }
+        httpx.post(f"{orchestrator.url}{API}/update-step", headers=headers, json=update)
+        assert orchestrator.count(f"{API}/pending-run") == 0
+        assert orchestrator.updates(1) == [update]
+        assert orchestrator.runs["1"].finished
 
 
 # --- the demo, in this process --------------------------------------------------------------------

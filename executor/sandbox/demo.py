@@ -75,7 +75,8 @@ def run_demo(
         try:
             stack.start()
         except (ExecutorError, OSError) as error:
-            problem = f"the sandbox could not start: {error}"
+            hint = " (--port 0 picks a free port)" if options.port else ""
+            problem = f"the sandbox could not start: {error}{hint}"
     if problem is not None:
         print(f"Error: {problem}", file=sys.stderr)
         stack.stop()
@@ -83,7 +84,11 @@ def run_demo(
     try:
         console = Console(out)
         answers = Answers(console, stdin, interactive=options.interactive, stop=stop)
-        Demo(stack, definition, console, answers, stop).run(stays_up=not options.exit_when_done)
+        demo = Demo(stack, definition, console, answers, stop)
+        try:
+            demo.run(stays_up=not options.exit_when_done)
+        finally:
+            demo.close()
         if not options.exit_when_done:
             stop.wait()
         console.line("Stopping…")
@@ -217,6 +222,9 @@ class Demo:
         self.reported = 0  # update-step bodies handled
         self.outcomes: list[str] = []  # status of each step's final outcome
 
+    def close(self) -> None:
+        self.http.close()
+
     # --- the run ---------------------------------------------------------------------------------
 
     def run(self, *, stays_up: bool = True) -> None:
@@ -291,6 +299,8 @@ class Demo:
             answer = self.answers.ask(
                 f"    {question.prompt} ", question.parse, lambda: self._answered_elsewhere(index)
             )
+        if self.stop.is_set():
+            return  # Ctrl-C while asking: leave the step waiting
         if answer is None and self._answered_elsewhere(index):
             self.console.line("(answered elsewhere)", indent=4)
             return

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import httpx
-
 from executor.errors import ExecutorError
 from executor.logs import configure_logging
 from executor.sandbox.definitions import (
@@ -33,10 +31,11 @@ from executor.sandbox.definitions import (
     load_definition,
     server_steps,
 )
+from executor.sandbox.loopback import call
 from executor.sandbox.stack import USER_ID, Stack, StackOptions
 
 RUN_ID = 1
-HTTP_TIMEOUT_S = 10.0
+SETTLE_TIMEOUT_S = 10.0  # how long a paused run may take to be let go of
 WAKE_UP_S = 0.25  # how often a wait re-checks for Ctrl-C or an answer given elsewhere
 
 
@@ -84,11 +83,7 @@ def run_demo(
     try:
         console = Console(out)
         answers = Answers(console, stdin, interactive=options.interactive, stop=stop)
-        demo = Demo(stack, definition, console, answers, stop)
-        try:
-            demo.run(stays_up=not options.exit_when_done)
-        finally:
-            demo.close()
+        Demo(stack, definition, console, answers, stop).run(stays_up=not options.exit_when_done)
         if not options.exit_when_done:
             stop.wait()
         console.line("Stopping…")
@@ -217,13 +212,9 @@ class Demo:
         self.answers = answers
         self.stop = stop
         self.token = stack.user_token()
-        self.http = httpx.Client(base_url=stack.executor_url, timeout=HTTP_TIMEOUT_S)
         self.announced = 0  # history entries printed
         self.reported = 0  # update-step bodies handled
         self.outcomes: list[str] = []  # status of each step's final outcome
-
-    def close(self) -> None:
-        self.http.close()
 
     # --- the run ---------------------------------------------------------------------------------
 
@@ -311,14 +302,15 @@ class Demo:
             answer = self._run_action_as_the_front(stored)
         # The executor reports the pause before its worker lets go of the run: a trigger sent in
         # between would be refused as already running.
-        self.stack.runner.in_flight.wait_settled([str(RUN_ID)], timeout=HTTP_TIMEOUT_S)
-        response = self.http.post(
-            f"/runs/{RUN_ID}/trigger",
-            json={"pendingData": answer},
-            headers={"Authorization": f"Bearer {self.token}"},
+        self.stack.runner.in_flight.wait_settled([str(RUN_ID)], timeout=SETTLE_TIMEOUT_S)
+        response = call(
+            "POST",
+            f"{self.stack.executor_url}/runs/{RUN_ID}/trigger",
+            token=self.token,
+            body={"pendingData": answer},
         )
-        if response.status_code != 200:
-            self.console.line(f"(the trigger answered {response.status_code}: {response.text})", 4)
+        if response.status != 200:
+            self.console.line(f"(the trigger answered {response.status}: {response.text})", 4)
 
     def _run_action_as_the_front(self, stored: dict[str, Any] | None) -> dict[str, Any]:
         """A confirmed action is executed by the front itself, which then tells the executor the
@@ -347,16 +339,16 @@ class Demo:
                 "type": "custom-action-requests",
             }
         }
-        response = httpx.post(
+        response = call(
+            "POST",
             f"{self.stack.agent.url}{action['endpoint']}",
-            params={"timezone": "Europe/Paris"},
-            headers={"Authorization": f"Bearer {self.stack.agent_token()}"},
-            json=body,
-            timeout=HTTP_TIMEOUT_S,
+            token=self.stack.agent_token(),
+            body=body,
+            query={"timezone": "Europe/Paris"},
         )
-        if response.status_code != 200:
-            errors = response.json().get("errors") or [{}]
-            detail = errors[0].get("detail", response.status_code)
+        if response.status != 200:
+            errors = (response.json() or {}).get("errors") or [{}]
+            detail = errors[0].get("detail", response.status)
             self.console.line(f"(the agent refused the action: {detail}; skipped)", indent=4)
             return {"userConfirmed": False}
         return {"userConfirmed": True, "actionResult": response.json(), "submittedValues": values}
@@ -370,12 +362,11 @@ class Demo:
     # --- the executor's view --------------------------------------------------------------------
 
     def _stored_entry(self, index: int) -> dict[str, Any] | None:
-        response = self.http.get(
-            f"/runs/{RUN_ID}", headers={"Authorization": f"Bearer {self.token}"}
-        )
-        if response.status_code != 200:
+        response = call("GET", f"{self.stack.executor_url}/runs/{RUN_ID}", token=self.token)
+        document = response.json() if response.status == 200 else None
+        if not isinstance(document, dict):
             return None
-        steps: list[dict[str, Any]] = response.json().get("steps", [])
+        steps: list[dict[str, Any]] = document.get("steps", [])
         return next((s for s in steps if s.get("stepIndex") == index), None)
 
     def _trigger_curl(self, pending_data: Any) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -32,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="poll, execute and serve the API (the default)")
     for target in (parser, serve):
         _add_serve_options(target)
+    _add_demo_command(commands)
     return parser
 
 
@@ -68,6 +71,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        return demo(args)
     return serve(_overrides(args))
 
 
@@ -107,3 +112,51 @@ def serve(overrides: dict[str, Any]) -> int:
         log.exception("Shutdown failed")
         return 1
     return 0
+
+
+def _add_demo_command(commands: Any) -> None:
+    demo_parser = commands.add_parser(
+        "demo",
+        help="run a sample workflow in a local sandbox (a development tool; no configuration)",
+        description="Start a sandbox orchestrator and agent on 127.0.0.1 with the executor, run a "
+        "workflow definition end to end in the terminal, then keep the API up until Ctrl-C.",
+    )
+    demo_parser.add_argument(
+        "--workflow", type=Path, help="a workflow definition file (JSON); default: the sample"
+    )
+    demo_parser.add_argument(
+        "--port", type=int, default=3400, help="the executor's API port, 0 for any (3400)"
+    )
+    demo_parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("sandbox-data"),
+        help="where the sample agent keeps its SQLite database (./sandbox-data)",
+    )
+    demo_parser.add_argument(
+        "--no-input",
+        action="store_true",
+        help="answer waiting steps automatically (also when stdin is not a terminal)",
+    )
+    demo_parser.add_argument(
+        "--exit", action="store_true", help="stop once the run has finished instead of waiting"
+    )
+    demo_parser.add_argument("--verbose", action="store_true", help="show the executor's logs")
+
+
+def demo(args: argparse.Namespace) -> int:
+    """The sandbox (imported here: serving never needs it)."""
+    from executor.sandbox.demo import DemoOptions, run_demo
+
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")  # the progress marks on a non-UTF-8 terminal
+    return run_demo(
+        DemoOptions(
+            workflow=args.workflow,
+            port=args.port,
+            data_dir=args.data_dir,
+            interactive=not args.no_input,
+            exit_when_done=args.exit,
+            log_level="info" if args.verbose else "warning",
+        )
+    )

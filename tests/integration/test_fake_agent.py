@@ -1,4 +1,5 @@
-"""The fake agent speaks the agent protocol of §4: proven with plain HTTP calls over its socket."""
+"""The fake agent speaks the agent protocol of §4: proven with plain HTTP calls over its socket,
+with its rows in memory (the tests' fake) and in SQLite (the sandbox's agent)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
+from executor.sandbox.agent import MODELS
+from executor.sandbox.datasets import SqliteDataset
 from tests.conftest import AUTH_SECRET
 from tests.fakes.agent import (
     APPROVAL_ERROR,
@@ -56,9 +60,11 @@ def agent_token(secret: str = AUTH_SECRET, **overrides: Any) -> str:
     return jwt.encode(agent_claims(**overrides), secret, algorithm="HS256")
 
 
-@pytest.fixture
-def agent() -> Iterator[FakeAgent]:
-    with FakeAgent(AUTH_SECRET) as fake:
+@pytest.fixture(params=["memory", "sqlite"])
+def agent(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FakeAgent]:
+    sqlite = request.param == "sqlite"
+    store = SqliteDataset(tmp_path / "agent.sqlite3", MODELS) if sqlite else None
+    with FakeAgent(AUTH_SECRET, store=store) as fake:
         yield fake
 
 

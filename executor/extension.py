@@ -17,6 +17,7 @@ from executor.adapters.stores.memory import MemoryRunStore
 from executor.adapters.stores.sql import SqlRunStore
 from executor.config import Settings, load_settings
 from executor.http.health import health
+from executor.http.openapi import openapi
 from executor.http.runs import EXTENSION_KEY, runs
 from executor.ports import AiModel
 from executor.runner import Runner
@@ -79,7 +80,7 @@ def build_ai_model(settings: Settings) -> AiModel:
 
 
 class WorkflowExecutor:
-    """Mounts the ``runs`` and ``health`` blueprints and owns the app's runner.
+    """Mounts the ``runs``, ``health`` and ``openapi`` blueprints and owns the app's runner.
 
     ``init_app`` leaves the host app's own routes, error handlers and config alone: the executor's
     settings come from the environment, then ``app.config["WORKFLOW_EXECUTOR"]`` (a mapping), then
@@ -128,6 +129,7 @@ class WorkflowExecutor:
         app.extensions[EXTENSION_KEY] = state
         app.register_blueprint(runs, url_prefix=url_prefix)
         app.register_blueprint(health, url_prefix=url_prefix)
+        app.register_blueprint(openapi, url_prefix=url_prefix)
         return state
 
 

@@ -40,7 +40,9 @@ def build_services(settings: Settings) -> Services:
     if settings.store_url is None:
         store = MemoryRunStore()
     else:
-        store = SqlRunStore(settings.store_url, schema=settings.database_schema)
+        store = SqlRunStore(
+            settings.store_url, schema=settings.database_schema, migrate=settings.run_migrations
+        )
     return Services(
         workflow=OrchestratorClient(settings.forest_server_url, settings.forest_env_secret),
         run_store=store,

@@ -33,6 +33,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    inspect,
     make_url,
     or_,
     select,
@@ -83,8 +84,11 @@ def _tables(schema: str | None) -> tuple[Table, Table]:
 class SqlRunStore(RunStore, RunLeases):
     """Run store and leases in a SQL database given by a SQLAlchemy URL."""
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, migrate: bool = True) -> None:
+        """``migrate=False``: ``init()`` only checks that the tables exist (they were created by
+        ``workflow-executor migrate``, or by an owner with more rights than this process)."""
         self._url = url
+        self._run_migrations = migrate
         self._is_postgres = url.startswith("postgresql")
         self._schema = (schema or "forest") if self._is_postgres else None  # SQLite has none
         self._executions, self._leases = _tables(self._schema)
@@ -108,6 +112,15 @@ class SqlRunStore(RunStore, RunLeases):
     def init(self) -> None:
         if self._engine is not None:
             return
+        if not self._run_migrations:
+            missing = self.missing_tables()  # creates nothing, not even a SQLite file
+            if missing:
+                raise RunStoreError(
+                    f"The run store's tables are missing ({', '.join(missing)}) and migrations "
+                    "are skipped: run `workflow-executor migrate` first"
+                )
+            self._engine = self._create_engine()
+            return
         engine = self._create_engine()
         try:
             self._migrate(engine)
@@ -116,6 +129,36 @@ class SqlRunStore(RunStore, RunLeases):
             log.error("Database migration failed: %s", _describe(error))
             raise RunStoreError(f"Database migration failed: {_describe(error)}") from error
         self._engine = engine
+
+    @property
+    def table_names(self) -> list[str]:
+        return [self._executions.name, self._leases.name]
+
+    @property
+    def location(self) -> str:
+        """The database, its password hidden, and the schema: safe to print."""
+        where = make_url(self._url).render_as_string(hide_password=True)
+        return f"{where} (schema {self._schema})" if self._schema else where
+
+    def missing_tables(self) -> list[str]:
+        """The store's tables that do not exist yet. Connects on its own and creates nothing (a
+        SQLite file that does not exist lacks every table)."""
+        if not self._is_postgres:
+            database = make_url(self._url).database
+            if database and not Path(database).exists():
+                return self.table_names
+        engine = self._create_engine()
+        try:
+            return self._missing_tables(engine)
+        except SQLAlchemyError as error:
+            raise RunStoreError(f"Cannot reach the run store: {_describe(error)}") from error
+        finally:
+            engine.dispose()
+
+    def _missing_tables(self, engine: Engine) -> list[str]:
+        with engine.connect() as conn:
+            present = set(inspect(conn).get_table_names(schema=self._schema))
+        return [name for name in self.table_names if name not in present]
 
     def close(self) -> None:
         engine, self._engine = self._engine, None

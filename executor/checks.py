@@ -15,8 +15,12 @@ Each check reaches one dependency the way the executor does, without changing an
 
 from __future__ import annotations
 
+import os
 import typing as t
 from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import make_url
 
 from executor.adapters.agent import AgentClient
 from executor.adapters.http import HttpError, JsonHttpClient
@@ -82,6 +86,9 @@ def store_check(settings: Settings) -> Check:
     if settings.store_url is None:
         return Check("run store", True, "in memory (IN_MEMORY_STORE): nothing to reach")
     store = SqlRunStore(settings.store_url, schema=settings.database_schema)
+    unwritable = _unwritable_sqlite_file(settings.store_url)
+    if unwritable:
+        return Check("run store", False, f"{store.location}: {unwritable}")
     try:
         missing = store.missing_tables()
     except ExecutorError as error:
@@ -94,6 +101,26 @@ def store_check(settings: Settings) -> Check:
             "`workflow-executor migrate` (or start with migrations enabled)",
         )
     return Check("run store", True, f"{store.location}: tables present")
+
+
+def _unwritable_sqlite_file(url: str) -> str | None:
+    """Why this process could not write the SQLite file, if it could not (None for PostgreSQL)."""
+    database = make_url(url).database
+    if not url.startswith("sqlite") or not database:
+        return None
+    path = Path(database)
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"{path} is not readable and writable by this user"
+        if not os.access(path.parent, os.W_OK | os.X_OK):  # SQLite writes its journal beside it
+            return f"the folder {path.parent} is not writable by this user"
+        return None
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create {path}: {folder} is not a folder this user can write to"
+    return None
 
 
 def ai_check(settings: Settings) -> Check:

@@ -121,6 +121,25 @@ def test_migrate_of_an_unreachable_database_fails_clearly_without_its_password(
     assert_no_secret_in(result.stdout + result.stderr)
 
 
+def test_migrate_and_check_of_a_sqlite_file_that_cannot_be_created(
+    orchestrator: FakeOrchestrator, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    env = executor_environment(
+        orchestrator, tmp_path, DATABASE_URL=f"sqlite:///{blocker}/sub/runs.sqlite3"
+    )
+    migrate = run_cli("migrate", env=env)
+    assert migrate.returncode == 1
+    assert f"Error: Cannot create the folder of the SQLite run store {blocker}/sub" in (
+        migrate.stderr
+    )
+    assert "Traceback" not in migrate.stderr
+    check = run_cli("check", env=env)
+    assert check.returncode == 1
+    assert f"cannot create {blocker}/sub/runs.sqlite3: {blocker} is not a folder" in check.stdout
+
+
 def test_migrate_with_bad_settings_names_them_and_fails(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FOREST_", "AGENT_"))}
     env.update({"EXECUTOR_INSTANCE_PATH": str(tmp_path), "DATABASE_URL": "mysql://x"})

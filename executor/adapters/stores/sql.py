@@ -171,7 +171,13 @@ class SqlRunStore(RunStore, RunLeases):
             return create_engine(self._url, pool_pre_ping=True, pool_size=5, max_overflow=10)
         database = make_url(self._url).database
         if database:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh instance folder
+            folder = Path(database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)  # e.g. a fresh instance folder
+            except OSError as error:
+                raise RunStoreError(
+                    f"Cannot create the folder of the SQLite run store {folder}: {error.strerror}"
+                ) from error
         engine = create_engine(self._url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")

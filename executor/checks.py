@@ -100,6 +100,17 @@ def store_check(settings: Settings) -> Check:
             f"{store.location}: tables missing ({', '.join(missing)}): run "
             "`workflow-executor migrate` (or start with migrations enabled)",
         )
+    try:
+        forbidden = store.tables_without_rights()
+    except ExecutorError as error:
+        return Check("run store", False, f"{store.location}: {error}")
+    if forbidden:
+        return Check(
+            "run store",
+            False,
+            f"{store.location}: this user may not read and write {', '.join(forbidden)}: grant "
+            "it SELECT, INSERT, UPDATE, DELETE on them",
+        )
     return Check("run store", True, f"{store.location}: tables present")
 
 

@@ -282,3 +282,68 @@ def test_check_of_a_postgres_store(
     assert present.returncode == 0, present.stdout
     assert f"(schema {pg_schema}): tables present" in present.stdout
     assert f"{API}/pending-run" not in [r.path for r in orchestrator.requests]
+
+
+@pytest.fixture
+def limited_role(pg_schema: str) -> Iterator[str]:
+    """A login role with USAGE on ``pg_schema`` only (created here, empty), as a least-privilege
+    deployment would give the executor."""
+    assert POSTGRES_URL
+    role = f"executor_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(
+        "postgresql+psycopg://" + POSTGRES_URL.split("://", 1)[1], isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(text(f'CREATE SCHEMA "{pg_schema}"'))
+        conn.execute(text(f'GRANT USAGE ON SCHEMA "{pg_schema}" TO "{role}"'))
+    yield role
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{pg_schema}" CASCADE'))
+        conn.execute(text(f'DROP OWNED BY "{role}"'))
+        conn.execute(text(f'DROP ROLE "{role}"'))
+    admin.dispose()
+
+
+def test_a_least_privilege_role_runs_on_tables_an_owner_migrated(
+    orchestrator: FakeOrchestrator, tmp_path: Path, pg_schema: str, limited_role: str
+) -> None:
+    assert POSTGRES_URL
+    host_and_db = POSTGRES_URL.split("@", 1)[1]
+    as_role = executor_environment(
+        orchestrator,
+        tmp_path,
+        DATABASE_URL=f"postgresql://{limited_role}@{host_and_db}",
+        DATABASE_SCHEMA=pg_schema,
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT="0",
+    )
+    refused = run_cli("migrate", env=as_role)
+    assert refused.returncode == 1
+    assert f"Error: Database migration failed: permission denied for schema {pg_schema}" in (
+        refused.stderr
+    )
+
+    as_owner = {**as_role, "DATABASE_URL": POSTGRES_URL}
+    assert run_cli("migrate", env=as_owner).returncode == 0
+    check = run_cli("check", env=as_role)
+    assert check.returncode == 1
+    assert "this user may not read and write workflow_step_executions, workflow_run_leases" in (
+        check.stdout
+    )
+    serve = run_cli("serve", "--skip-migrations", env=as_role)
+    assert serve.returncode == 1
+    assert "Error: This database user may not read and write workflow_step_executions" in (
+        serve.stderr
+    )
+
+    admin = create_engine("postgresql+psycopg://" + POSTGRES_URL.split("://", 1)[1])
+    with admin.begin() as conn:
+        conn.execute(
+            text(
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{pg_schema}" '
+                f'TO "{limited_role}"'
+            )
+        )
+    admin.dispose()
+    assert run_cli("check", env=as_role).returncode == 0

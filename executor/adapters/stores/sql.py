@@ -119,6 +119,12 @@ class SqlRunStore(RunStore, RunLeases):
                     f"The run store's tables are missing ({', '.join(missing)}) and migrations "
                     "are skipped: run `workflow-executor migrate` first"
                 )
+            forbidden = self.tables_without_rights()
+            if forbidden:
+                raise RunStoreError(
+                    f"This database user may not read and write {', '.join(forbidden)}: grant it "
+                    "SELECT, INSERT, UPDATE, DELETE on them"
+                )
             self._engine = self._create_engine()
             return
         engine = self._create_engine()
@@ -150,6 +156,27 @@ class SqlRunStore(RunStore, RunLeases):
         engine = self._create_engine()
         try:
             return self._missing_tables(engine)
+        except SQLAlchemyError as error:
+            raise RunStoreError(f"Cannot reach the run store: {_describe(error)}") from error
+        finally:
+            engine.dispose()
+
+    def tables_without_rights(self) -> list[str]:
+        """PostgreSQL tables this user may not read and write (a role that did not create them
+        needs SELECT, INSERT, UPDATE and DELETE); always empty for SQLite."""
+        if not self._is_postgres:
+            return []
+        engine = self._create_engine()
+        try:
+            with engine.connect() as conn:
+                return [
+                    name
+                    for name in self.table_names
+                    if not conn.execute(
+                        text("SELECT has_table_privilege(:table, 'SELECT,INSERT,UPDATE,DELETE')"),
+                        {"table": f'"{self._schema}"."{name}"'},
+                    ).scalar()
+                ]
         except SQLAlchemyError as error:
             raise RunStoreError(f"Cannot reach the run store: {_describe(error)}") from error
         finally:

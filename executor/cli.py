@@ -93,9 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _settings() -> Settings:
-    """The settings ``create_app`` would load, without building an app (which opens nothing, but
-    also needs no agent or orchestrator)."""
-    # The same instance folder as create_app's Flask("executor") app.
+    """The settings ``create_app`` would load (same layers, same instance folder as its
+    ``Flask("executor")``), without building the app and its adapters."""
     instance = Flask("executor", instance_path=instance_path_override()).instance_path
     return load_settings(instance_config_dir=instance, data_dir=instance)
 

@@ -60,6 +60,8 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
     """Makes stores that share one database (several processes or instances would)."""
     created: list[Any] = []
     memory = MemoryRunStore()
+    # Resolved here: getfixturevalue is not thread-safe, and tests call make() from threads.
+    schema = request.getfixturevalue("pg_schema") if request.param == "postgres" else None
 
     def make() -> Any:
         if request.param == "memory":
@@ -67,7 +69,6 @@ def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[St
         elif request.param == "sqlite":
             store = SqlRunStore(f"sqlite:///{tmp_path / 'runs.sqlite3'}")
         else:
-            schema = request.getfixturevalue("pg_schema")
             store = SqlRunStore(sqlalchemy_url(POSTGRES_URL or ""), schema=schema)
         store.init()
         created.append(store)

@@ -13,8 +13,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from flask import Flask
+
+from executor.adapters.stores.sql import SqlRunStore
+from executor.adapters.stores.sql_credentials import SqlMcpCredentialStore
 from executor.app import create_app
-from executor.errors import ExecutorError
+from executor.checks import run_checks, settings_check
+from executor.config import Settings, instance_path_override, load_settings
+from executor.errors import ConfigurationError, ExecutorError
 from executor.extension import executor_state
 from executor.logs import configure_logging
 from executor.version import __version__
@@ -34,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="poll, execute and serve the API (the default)")
     for target in (parser, serve):
         _add_serve_options(target)
+    commands.add_parser("migrate", help="create or upgrade the run store's tables, then exit")
+    commands.add_parser(
+        "check", help="validate the settings and reach the orchestrator, agent and run store"
+    )
     _add_demo_command(commands)
     return parser
 
@@ -47,6 +57,13 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="gunicorn workers (HTTP_WORKERS)")
     parser.add_argument(
         "--in-memory", action="store_true", default=None, help="keep run state in memory (testing)"
+    )
+    parser.add_argument(
+        "--skip-migrations",
+        dest="run_migrations",
+        action="store_false",
+        default=None,
+        help="do not create or upgrade the run store's tables (RUN_MIGRATIONS=false)",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
@@ -65,15 +82,79 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "HTTP_WORKERS": args.workers,
         "IN_MEMORY_STORE": args.in_memory,
         "LOG_FORMAT": args.log_format,
+        "RUN_MIGRATIONS": args.run_migrations,
     }
     return {key: value for key, value in given.items() if value is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "migrate":
+        return migrate()
+    if args.command == "check":
+        return check()
     if args.command == "demo":
         return demo(args)
     return serve(_overrides(args))
+
+
+def _settings() -> Settings:
+    """The settings ``create_app`` would load (same layers, same instance folder as its
+    ``Flask("executor")``), without building the app and its adapters."""
+    instance = Flask("executor", instance_path=instance_path_override()).instance_path
+    return load_settings(instance_config_dir=instance, data_dir=instance)
+
+
+def migrate() -> int:
+    """Create or upgrade the run store's tables (idempotent), say what was done, exit 0."""
+    try:
+        settings = _settings()
+    except ExecutorError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.store_url is None:
+        print("The in-memory store (IN_MEMORY_STORE) has no tables: nothing to migrate.")
+        return 0
+    store = SqlRunStore(settings.store_url, schema=settings.database_schema)
+    credentials = SqlMcpCredentialStore(settings.store_url, schema=settings.database_schema)
+    print(f"Run store: {store.location}")
+    try:
+        missing = store.missing_tables()
+        store.init()  # the same idempotent migrations as at start-up: 001, then 002
+        if not credentials.table_present():
+            missing.append(credentials.table_name)
+        credentials.init()
+    except ExecutorError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+        credentials.close()
+    for table in [*store.table_names, credentials.table_name]:
+        print(f"{'Created' if table in missing else 'Already present:'} table {table}")
+    print("The run store is up to date.")
+    return 0
+
+
+def check() -> int:
+    """Print a ✓/✗ checklist of the configuration and its dependencies; exit 1 if any failed."""
+    print(f"workflow-executor {__version__}")
+    try:
+        settings = _settings()
+    except ConfigurationError as error:
+        print(settings_check(error.problems).line())
+        print("Fix the settings above, then run `workflow-executor check` again.")
+        return 1
+    configure_logging(settings.log_level, settings.log_format)
+    results = [settings_check(None)]
+    print(results[0].line(), flush=True)
+    for result in run_checks(settings):
+        results.append(result)
+        print(result.line(), flush=True)
+    failed = sum(not result.ok for result in results)
+    print(f"{failed} check{'s' if failed != 1 else ''} failed." if failed else "All checks passed.")
+    return 1 if failed else 0
 
 
 def serve(overrides: dict[str, Any]) -> int:

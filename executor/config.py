@@ -183,6 +183,12 @@ SETTINGS: tuple[Setting, ...] = (
         "PostgreSQL schema of the executor's tables (created when missing).",
     ),
     Setting(
+        "RUN_MIGRATIONS",
+        _bool,
+        True,
+        "Create or upgrade the run store's tables at start-up; `false`: they must exist (`workflow-executor migrate`). CLI: `serve --skip-migrations`.",
+    ),
+    Setting(
         "IN_MEMORY_STORE",
         _bool,
         False,
@@ -352,6 +358,7 @@ class Settings:
     forest_server_url: str
     store_url: str | None  # SQLAlchemy URL; None with the in-memory store
     database_schema: str
+    run_migrations: bool
     http_host: str
     http_port: int
     http_server: str
@@ -447,7 +454,7 @@ def load_settings(
     if values.get("AI_BASE_URL") is not None and values.get("AI_PROVIDER") is None:
         problems.append("AI_BASE_URL needs AI_PROVIDER (the Forest AI proxy has its own address)")
     if problems:
-        raise ConfigurationError("Invalid configuration: " + "; ".join(problems))
+        raise ConfigurationError("Invalid configuration: " + "; ".join(problems), problems=problems)
 
     return Settings(
         forest_env_secret=values["FOREST_ENV_SECRET"],
@@ -456,6 +463,7 @@ def load_settings(
         forest_server_url=values["FOREST_SERVER_URL"],
         store_url=store_url,
         database_schema=values["DATABASE_SCHEMA"],
+        run_migrations=values["RUN_MIGRATIONS"],
         http_host=values["HTTP_HOST"],
         http_port=values["HTTP_PORT"],
         http_server=values["HTTP_SERVER"],

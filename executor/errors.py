@@ -36,8 +36,9 @@ class ExecutorError(Exception):
 class ConfigurationError(ExecutorError):
     """A setting is missing or invalid; start-up stops with this message."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, problems: list[str] | None = None):
         super().__init__(message, user_message=message)
+        self.problems = list(problems or [message])  # one per bad setting, for `check`
 
 
 # --- Run dispatch -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from executor.http.access import AccessChecks
 from executor.http.health import health
 from executor.http.mcp_credentials import mcp_credentials
 from executor.http.monitoring import monitoring
+from executor.http.openapi import openapi
 from executor.http.runs import EXTENSION_KEY, runs
 from executor.mcp.credentials import McpCredentials
 from executor.mcp.store import McpCredentialStore
@@ -54,13 +55,15 @@ def build_services(settings: Settings) -> Services:
     if settings.store_url is None:
         store = MemoryRunStore()
     else:
-        store = SqlRunStore(settings.store_url, schema=settings.database_schema)
+        store = SqlRunStore(
+            settings.store_url, schema=settings.database_schema, migrate=settings.run_migrations
+        )
     credential_store: McpCredentialStore
     if settings.store_url is None:
         credential_store = MemoryMcpCredentialStore()
     else:
         credential_store = SqlMcpCredentialStore(
-            settings.store_url, schema=settings.database_schema
+            settings.store_url, schema=settings.database_schema, migrate=settings.run_migrations
         )
     return Services(
         workflow=OrchestratorClient(settings.forest_server_url, settings.forest_env_secret),
@@ -106,7 +109,8 @@ def build_ai_model(settings: Settings) -> AiModel:
 
 
 class WorkflowExecutor:
-    """Mounts the ``runs``, ``health`` and ``monitoring`` blueprints and owns the app's runner.
+    """Mounts the ``runs``, ``health``, ``monitoring``, ``openapi`` and ``mcp_credentials``
+    blueprints and owns the app's runner.
 
     ``init_app`` leaves the host app's own routes, error handlers and config alone: the executor's
     settings come from the environment, then ``app.config["WORKFLOW_EXECUTOR"]`` (a mapping), then
@@ -160,6 +164,7 @@ class WorkflowExecutor:
         app.register_blueprint(health, url_prefix=url_prefix)
         app.register_blueprint(monitoring, url_prefix=url_prefix)
         app.register_blueprint(mcp_credentials, url_prefix=url_prefix)
+        app.register_blueprint(openapi, url_prefix=url_prefix)
         return state
 
 

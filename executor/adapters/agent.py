@@ -287,9 +287,10 @@ class AgentClient(AgentPort):
                 raise ActionRequiresApproval(
                     f"Action {action.name} requires an approval"
                 ) from error
+            failure = _failure("POST", action.endpoint, error)
             if error.status in (400, 422):
-                raise ActionFormValidation(f"Action {action.name} refused: {error}") from error
-            raise AgentPortError(str(error), status=error.status) from error
+                raise ActionFormValidation(f"Action {action.name} refused: {failure}") from error
+            raise AgentPortError(failure, status=error.status) from error
 
     # --- transport ------------------------------------------------------------------------------
 
@@ -344,7 +345,15 @@ class AgentClient(AgentPort):
                 headers=self._auth(user),
             )
         except HttpError as error:
-            raise AgentPortError(str(error), status=error.status) from error
+            raise AgentPortError(_failure(method, path, error), status=error.status) from error
+
+
+def _failure(method: str, path: str, error: HttpError) -> str:
+    """What failed, without the agent's own message: its errors may echo the record values or
+    form inputs it refused, and this text is logged."""
+    if error.status is None:
+        return str(error)  # no answer, or not JSON: nothing of the agent's in it
+    return f"{method} {path} answered {error.status}"
 
 
 def _attributes(resource: Any) -> dict[str, Any]:

@@ -10,9 +10,15 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 
 from executor.http.errors import ApiError, register_error_handlers
+from executor.http.route_docs import documented
 from executor.http.runs import EXTENSION_KEY, add_version_header, limit_body_and_authenticate
 from executor.mcp.credentials import OAuthCredential
-from executor.schemas.mcp_credentials import CredentialDepositSchema, validation_message
+from executor.schemas.mcp_credentials import (
+    CredentialDepositSchema,
+    CredentialStoredSchema,
+    EncryptionKeyMissingSchema,
+    validation_message,
+)
 
 # A deposit is a few kilobytes (the longest fields are 2048 characters); refresh tokens are
 # opaque but short in practice. Far below MAX_REQUEST_BYTES.
@@ -40,6 +46,25 @@ def _deposit_schema(environment: str) -> CredentialDepositSchema:
 
 
 @mcp_credentials.post("/mcp-oauth-credentials")
+@documented(
+    "Deposit the caller's OAuth credential for an MCP server",
+    request=CredentialDepositSchema(environment="production"),
+    request_required=True,
+    response=CredentialStoredSchema,
+    description="The owner is always the token's `id`. The refresh token and client secret are "
+    "stored encrypted; a cached access token for (user, server) is dropped.",
+    errors={
+        400: "Invalid request body — `<field>: <message>; …`",
+        413: "Body over 64 KiB",
+    },
+    extra_responses={
+        503: {
+            "description": "`FOREST_EXECUTOR_ENCRYPTION_KEY` is not set",
+            "content": {"application/json": {"schema": EncryptionKeyMissingSchema}},
+        }
+    },
+    tags=("mcp",),
+)
 def deposit_credential() -> Response:
     executor = _executor()
     schema = _deposit_schema(executor.services.mcp_credentials.environment)
@@ -56,6 +81,14 @@ def deposit_credential() -> Response:
 
 
 @mcp_credentials.delete("/mcp-oauth-credentials/<path:mcp_server_id>")
+@documented(
+    "Delete the caller's OAuth credential for an MCP server",
+    response=None,
+    status=204,
+    status_description="Deleted (also when there was none)",
+    errors={404: "The id holds a line break, which no route matches: `Not found`"},
+    tags=("mcp",),
+)
 def delete_credential(mcp_server_id: str) -> Response:
     executor = _executor()
     user_id: int = g.executor_user_id

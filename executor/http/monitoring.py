@@ -7,6 +7,7 @@ import hmac
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from executor.http.errors import error_response, register_error_handlers
+from executor.http.route_docs import documented
 from executor.http.runs import EXTENSION_KEY, add_version_header
 from executor.monitoring import exposition
 from executor.monitoring.readiness import OK, SKIPPED, poll_check, runner_check
@@ -21,6 +22,20 @@ _READY = ReadyResponseSchema()
 
 
 @monitoring.get("/metrics")
+@documented(
+    "Prometheus metrics",
+    authenticated=False,
+    description="The Prometheus text exposition format (see the README's Monitoring section). "
+    "Open unless `METRICS_TOKEN` is set; then `Authorization: Bearer <METRICS_TOKEN>` is needed.",
+    extra_responses={
+        200: {
+            "description": "The metrics of this executor (of every gunicorn worker when merged)",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+    errors={401: "`METRICS_TOKEN` is set and the request does not carry it: `Unauthorized`"},
+    tags=("meta",),
+)
 def get_metrics() -> Response:
     state = current_app.extensions[EXTENSION_KEY]
     token: str | None = state.settings.metrics_token
@@ -42,6 +57,21 @@ def _bearer_matches(token: str) -> bool:
 
 
 @monitoring.get("/ready")
+@documented(
+    "Readiness",
+    response=ReadyResponseSchema,
+    authenticated=False,
+    description="200 when every check is `ok` or `skipped`: the runner is running, the run store "
+    "answers, and the last successful orchestrator poll is recent.",
+    status_description="Ready: every check is `ok` or `skipped`",
+    extra_responses={
+        503: {
+            "description": "Not ready: the failing checks say why",
+            "content": {"application/json": {"schema": ReadyResponseSchema}},
+        }
+    },
+    tags=("meta",),
+)
 def get_ready() -> Response:
     state = current_app.extensions[EXTENSION_KEY]
     runner = state.runner

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from executor.errors import RunNotFound, WorkflowPortError
 from executor.http.auth import authenticate
 from executor.http.errors import ApiError, register_error_handlers
+from executor.http.route_docs import documented
 from executor.schemas.api import RunStepsResponseSchema, TriggerRequestSchema, TriggerResponseSchema
 from executor.schemas.wire import step_execution_to_wire
 from executor.version import __version__
@@ -56,6 +57,18 @@ def _checked_run_id(run_id: str) -> str:
 
 
 @runs.get("/runs/<run_id>")
+@documented(
+    "The run's stored steps",
+    response=RunStepsResponseSchema,
+    description="Every run-store entry of the run, sorted by step index, record ids pipe-joined "
+    "(`[]` for an unknown run), once the orchestrator's access check admits the user.",
+    errors={
+        403: "The orchestrator's access check did not admit the user: `Forbidden`",
+        404: "The run id is not an orchestrator run id (an integer)",
+        503: "The access check could not be made (`Service unavailable`) or the run store failed",
+    },
+    tags=("runs",),
+)
 def get_run(run_id: str) -> Response:
     run_id = _checked_run_id(run_id)
     executor = _executor()
@@ -72,6 +85,22 @@ def get_run(run_id: str) -> Response:
 
 
 @runs.post("/runs/<run_id>/trigger")
+@documented(
+    "Claim the run's available step and execute it",
+    request=TriggerRequestSchema,
+    response=TriggerResponseSchema,
+    description="Answers as soon as the run is claimed and its chain started; results travel "
+    "through the orchestrator. `pendingData` is validated by the step, after the 200.",
+    errors={
+        400: "Invalid JSON or not an object; the run is already running "
+        "(`This step is already running.`); a malformed run",
+        403: "The run belongs to another user: `Forbidden`",
+        404: "Nothing to claim: `Run not found or unavailable`",
+        413: "Request body larger than MAX_REQUEST_BYTES",
+        503: "The orchestrator or run store is unavailable, the executor is busy or draining",
+    },
+    tags=("runs",),
+)
 def trigger_run(run_id: str) -> Response:
     run_id = _checked_run_id(run_id)
     body = _TRIGGER_REQUEST.load(_json_object_body())

@@ -143,6 +143,8 @@ class SandboxOrchestrator:
         self.requests: list[RecordedRequest] = []
         self.access: dict[tuple[str, int], bool] = {}
         self.collection_schemas: dict[str, dict[str, Any]] = {}  # served by collection-schema
+        # Served by mcp-server-configs-with-details (§3.3.7): server name → configuration.
+        self.mcp_server_configs: dict[str, Any] = {}
         self.activity_logs: list[dict[str, Any]] = []  # audit entries, with their status
         self.approvals: dict[str, dict[str, Any]] = {}  # approval requests by id
         self._changed = threading.Condition()
@@ -312,6 +314,8 @@ class SandboxOrchestrator:
             return _json(self._access_answer(run_id, user_id))
         if request.method == "POST" and path == f"{API}/executor-metadata":
             return _json({})
+        if request.method == "GET" and path == "/liana/mcp-server-configs-with-details":
+            return _json(self.mcp_server_configs)
         return self._unrouted(request)
 
     def _unrouted(self, request: Request) -> Response:

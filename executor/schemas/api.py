@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
 
+from executor.domain.steps import StepType
 from executor.schemas.fields import JsonValue
 
 
@@ -13,7 +14,10 @@ class TriggerRequestSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    pendingData = JsonValue(load_default=None)
+    pendingData = JsonValue(
+        load_default=None,
+        metadata={"description": "What the user answered; its shape depends on the step type"},
+    )
 
 
 class TriggerResponseSchema(Schema):
@@ -23,11 +27,27 @@ class TriggerResponseSchema(Schema):
 class RunStepsResponseSchema(Schema):
     """``{"steps": [...]}``: run-store entries in wire form (record ids pipe-joined)."""
 
-    steps = fields.List(fields.Dict(), required=True)
+    # Dumped as they are (a Nested schema would drop the type-specific keys); the metadata only
+    # documents them.
+    steps = fields.List(
+        fields.Dict(
+            metadata={
+                "description": "A run-store entry (StepExecutionData) in wire form",
+                "properties": {
+                    "type": {"type": "string", "enum": [step.value for step in StepType]},
+                    "stepIndex": {"type": "integer", "minimum": 0},
+                },
+                "required": ["type", "stepIndex"],
+            }
+        ),
+        required=True,
+    )
 
 
 class HealthResponseSchema(Schema):
-    state = fields.String(required=True)
+    state = fields.String(
+        required=True, validate=validate.OneOf(["idle", "running", "draining", "stopped"])
+    )
 
 
 class ReadyChecksSchema(Schema):
@@ -42,5 +62,7 @@ class ReadyResponseSchema(Schema):
 
 
 class ErrorResponseSchema(Schema):
-    error = fields.String(required=True)
-    errors = fields.Dict()
+    """The one error shape of the API (protocol §5.3)."""
+
+    error = fields.String(required=True, metadata={"description": "A message a user can read"})
+    errors = fields.Dict(metadata={"description": "Field messages of an invalid body"})

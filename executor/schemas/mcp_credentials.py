@@ -105,3 +105,17 @@ def validation_message(messages: Any) -> str:
 
     walk(messages, [])
     return "Invalid request body — " + "; ".join(issues)
+
+
+class CredentialStoredSchema(Schema):
+    """The answer to a deposit (documentation of ``POST /mcp-oauth-credentials``)."""
+
+    stored = fields.Boolean(required=True, metadata={"description": "Always true"})
+
+
+class EncryptionKeyMissingSchema(Schema):
+    """The protocol's typed 503 when no encryption key is configured (§5.7)."""
+
+    code = fields.String(
+        required=True, metadata={"description": "`executor_encryption_key_missing`"}
+    )

@@ -36,6 +36,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    inspect,
     make_url,
     or_,
     select,
@@ -87,8 +88,11 @@ def _tables(schema: str | None) -> tuple[Table, Table]:
 class SqlRunStore(RunStore, RunLeases):
     """Run store and leases in a SQL database given by a SQLAlchemy URL."""
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, migrate: bool = True) -> None:
+        """``migrate=False``: ``init()`` only checks that the tables exist (they were created by
+        ``workflow-executor migrate``, or by an owner with more rights than this process)."""
         self._url = url
+        self._run_migrations = migrate
         self._is_postgres = url.startswith("postgresql")
         self._schema = (schema or "forest") if self._is_postgres else None  # SQLite has none
         self._executions, self._leases = _tables(self._schema)
@@ -124,6 +128,21 @@ class SqlRunStore(RunStore, RunLeases):
     def init(self) -> None:
         if self._engine is not None:
             return
+        if not self._run_migrations:
+            missing = self.missing_tables()  # creates nothing, not even a SQLite file
+            if missing:
+                raise RunStoreError(
+                    f"The run store's tables are missing ({', '.join(missing)}) and migrations "
+                    "are skipped: run `workflow-executor migrate` first"
+                )
+            forbidden = self.tables_without_rights()
+            if forbidden:
+                raise RunStoreError(
+                    f"This database user may not read and write {', '.join(forbidden)}: grant it "
+                    "SELECT, INSERT, UPDATE, DELETE on them"
+                )
+            self._engine = self._create_engine()
+            return
         engine = self._create_engine()
         try:
             self._migrate(engine)
@@ -132,6 +151,57 @@ class SqlRunStore(RunStore, RunLeases):
             log.error("Database migration failed: %s", _describe(error))
             raise RunStoreError(f"Database migration failed: {_describe(error)}") from error
         self._engine = engine
+
+    @property
+    def table_names(self) -> list[str]:
+        return [self._executions.name, self._leases.name]
+
+    @property
+    def location(self) -> str:
+        """The database, its password hidden, and the schema: safe to print."""
+        where = make_url(self._url).render_as_string(hide_password=True)
+        return f"{where} (schema {self._schema})" if self._schema else where
+
+    def missing_tables(self) -> list[str]:
+        """The store's tables that do not exist yet. Connects on its own and creates nothing (a
+        SQLite file that does not exist lacks every table)."""
+        if not self._is_postgres:
+            database = make_url(self._url).database
+            if database and not Path(database).exists():
+                return self.table_names
+        engine = self._create_engine()
+        try:
+            return self._missing_tables(engine)
+        except SQLAlchemyError as error:
+            raise RunStoreError(f"Cannot reach the run store: {_describe(error)}") from error
+        finally:
+            engine.dispose()
+
+    def tables_without_rights(self) -> list[str]:
+        """PostgreSQL tables this user may not read and write (a role that did not create them
+        needs SELECT, INSERT, UPDATE and DELETE); always empty for SQLite."""
+        if not self._is_postgres:
+            return []
+        engine = self._create_engine()
+        try:
+            with engine.connect() as conn:
+                return [
+                    name
+                    for name in self.table_names
+                    if not conn.execute(
+                        text("SELECT has_table_privilege(:table, 'SELECT,INSERT,UPDATE,DELETE')"),
+                        {"table": f'"{self._schema}"."{name}"'},
+                    ).scalar()
+                ]
+        except SQLAlchemyError as error:
+            raise RunStoreError(f"Cannot reach the run store: {_describe(error)}") from error
+        finally:
+            engine.dispose()
+
+    def _missing_tables(self, engine: Engine) -> list[str]:
+        with engine.connect() as conn:
+            present = set(inspect(conn).get_table_names(schema=self._schema))
+        return [name for name in self.table_names if name not in present]
 
     def close(self) -> None:
         engine, self._engine = self._engine, None
@@ -270,7 +340,13 @@ def create_store_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
     database = make_url(url).database
     if database:
-        Path(database).parent.mkdir(parents=True, exist_ok=True)  # e.g. a fresh instance folder
+        folder = Path(database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)  # e.g. a fresh instance folder
+        except OSError as error:
+            raise RunStoreError(
+                f"Cannot create the folder of the SQLite run store {folder}: {error.strerror}"
+            ) from error
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     delete,
     insert,
+    inspect,
     select,
     text,
     update,
@@ -71,26 +72,56 @@ def _table(schema: str | None) -> Table:
 class SqlMcpCredentialStore(McpCredentialStore):
     """Credentials in the SQL database of a SQLAlchemy URL (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str, *, schema: str | None = None) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, migrate: bool = True) -> None:
+        """``migrate=False``: ``init()`` only checks that the table exists (created by
+        ``workflow-executor migrate``, or by an owner with more rights than this process)."""
         self._url = url
+        self._run_migrations = migrate
         self._is_postgres = url.startswith("postgresql")
         self._schema = (schema or "forest") if self._is_postgres else None  # SQLite has none
         self._table = _table(self._schema)
         self._engine: Engine | None = None
+
+    @property
+    def table_name(self) -> str:
+        return self._table.name
 
     def init(self) -> None:
         if self._engine is not None:
             return
         engine = create_store_engine(self._url)
         try:
-            self._migrate(engine)
+            if self._run_migrations:
+                self._migrate(engine)
+            elif not self._table_present(engine):
+                raise CredentialStoreError(
+                    f"The MCP OAuth credentials table ({self._table.name}) is missing and "
+                    "migrations are skipped: run `workflow-executor migrate` first"
+                )
         except SQLAlchemyError as error:
             engine.dispose()
             log.error("MCP OAuth credentials migration failed: %s", _describe(error))
             raise CredentialStoreError(
                 f"MCP OAuth credentials migration failed: {_describe(error)}"
             ) from error
+        except CredentialStoreError:
+            engine.dispose()
+            raise
         self._engine = engine
+
+    def table_present(self) -> bool:
+        """Whether the table exists; connects on its own and creates nothing."""
+        engine = create_store_engine(self._url)
+        try:
+            return self._table_present(engine)
+        except SQLAlchemyError as error:
+            raise CredentialStoreError(f"Cannot reach the database: {_describe(error)}") from error
+        finally:
+            engine.dispose()
+
+    def _table_present(self, engine: Engine) -> bool:
+        with engine.connect() as conn:
+            return bool(inspect(conn).has_table(self._table.name, schema=self._schema))
 
     def close(self) -> None:
         engine, self._engine = self._engine, None

@@ -309,3 +309,21 @@ class AiModelPortError(AiModelUnavailable):
     def __init__(self, technical_message: str, *, status: int | None = None):
         super().__init__(technical_message)
         self.status = status
+
+
+# --- MCP ----------------------------------------------------------------------------------------
+
+
+class NoMcpTools(ExecutorError):
+    user_message = (
+        "Tools could not be loaded for the targeted server. Please try again, or contact your "
+        "administrator if the problem persists."
+    )
+
+
+class McpToolNotFound(ExecutorError):
+    user_message = "The AI selected a tool that doesn't exist. Try rephrasing the step's prompt."
+
+
+class McpToolInvocation(ExecutorError):
+    user_message = "The tool failed to execute. Please try again or contact your administrator."

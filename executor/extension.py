@@ -12,12 +12,16 @@ from executor.adapters.ai.anthropic import ANTHROPIC_URL, AnthropicModel
 from executor.adapters.ai.base import FailingModel
 from executor.adapters.ai.openai import OPENAI_URL, ForestProxyModel, OpenAiChatModel
 from executor.adapters.forest_server import ActivityLogClient, ApprovalClient
+from executor.adapters.mcp_configs import McpConfigClient
 from executor.adapters.orchestrator import OrchestratorClient
 from executor.adapters.stores.memory import MemoryRunStore
 from executor.adapters.stores.sql import SqlRunStore
 from executor.config import Settings, load_settings
 from executor.http.health import health
+from executor.http.mcp_tools import mcp_tools
 from executor.http.runs import EXTENSION_KEY, runs
+from executor.mcp.client import McpClient
+from executor.mcp.servers import McpServers
 from executor.ports import AiModel
 from executor.runner import Runner
 from executor.runner.services import Services
@@ -49,6 +53,12 @@ def build_services(settings: Settings) -> Services:
         activity_log=ActivityLogClient(settings.forest_server_url),
         approvals=ApprovalClient(settings.forest_server_url),
         ai_models={"default": build_ai_model(settings)},
+        mcp=McpServers(
+            McpConfigClient(settings.forest_server_url, settings.forest_env_secret),
+            McpClient(),
+            None,  # the OAuth2 access tokens: wired with the credential store
+            call_timeout_s=settings.step_timeout_s,
+        ),
     )
 
 
@@ -128,6 +138,7 @@ class WorkflowExecutor:
         app.extensions[EXTENSION_KEY] = state
         app.register_blueprint(runs, url_prefix=url_prefix)
         app.register_blueprint(health, url_prefix=url_prefix)
+        app.register_blueprint(mcp_tools, url_prefix=url_prefix)
         return state
 
 

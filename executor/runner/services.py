@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from executor.mcp.servers import McpServers
 from executor.ports import (
     ActivityLogPort,
     AgentPort,
@@ -31,3 +32,5 @@ class Services:
     approvals: ApprovalPort
     # AI configurations by name, the first being the default (protocol §8).
     ai_models: Mapping[str, AiModel] = field(default_factory=dict)
+    # MCP steps and /list-mcp-tools; None: no MCP server can be reached (NoMcpTools).
+    mcp: McpServers | None = None

@@ -155,6 +155,7 @@ class FakeOrchestrator:
         self.update_answer: Callable[[dict[str, Any], Any], Any] | None = None
         self.access_answer: Any = None  # replaces the access-check body when not None
         self.collection_schemas: dict[str, dict[str, Any]] = {}  # served by collection-schema
+        self.mcp_server_configs: dict[str, Any] = {}  # served by mcp-server-configs-with-details
         self.agent_url = "http://127.0.0.1:9"  # the agent the executor under test talks to
         # Answers a real agent's own Forest-server calls (see tests/fakes/python_agent.py).
         self.agent_side: Any = None
@@ -309,6 +310,8 @@ class FakeOrchestrator:
             return _json({"hasAccess": self._has_access(run_id, user_id)})
         if request.method == "POST" and path == f"{API}/executor-metadata":
             return _json({})
+        if request.method == "GET" and path == "/liana/mcp-server-configs-with-details":
+            return _json(self.mcp_server_configs)
         if self.model is not None:  # the Forest server's AI proxy
             answer = self.model.handle(request)
             if answer is not None:

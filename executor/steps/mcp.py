@@ -130,6 +130,16 @@ class McpStep(ConfirmableStep):
         except _RetryAbandoned as abandoned:
             self._clear_mark(entry)
             raise abandoned.error from abandoned
+        log.info(
+            "MCP tool executed",
+            extra={
+                "run_id": self.step.run_id,
+                "step_index": self.step.step_index,
+                "mcp_server_id": toolset.mcp_server_id,
+                "mcp_server": tool.source_id,
+                "tool": tool.name,
+            },
+        )
         done = {
             **entry,
             "executionParams": target,

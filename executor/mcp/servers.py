@@ -114,22 +114,14 @@ class McpServers:
         servers = self.scoped(mcp_server_id)
         if servers is None:
             return McpToolset(self, mcp_server_id, user_id, [], [], configured=False)
-        authorized = [self._authorized(s, user_id, force_refresh) for s in servers]
-        tools, failures = self._list_all(authorized)
-        refused = [f for f in failures if f.kind == "auth"]
-        oauth = {s.name for s in servers if s.oauth2}
-        if refused and not force_refresh and any(f.server in oauth for f in refused):
-            # A token the server refuses: refresh it once and load again (protocol §10.3).
-            retried = {f.server for f in refused if f.server in oauth}
-            again = [self._authorized(s, user_id, True) for s in servers if s.name in retried]
-            more_tools, still = self._list_all(again)
-            if any(f.kind == "auth" for f in still):
+        reached, tools, failures = self._load(servers, mcp_server_id, user_id, force_refresh)
+        if _token_refused(servers, failures):
+            if force_refresh:
                 raise ReauthNeeded(mcp_server_id)
-            authorized = [s for s in authorized if s.name not in retried] + again
-            tools += more_tools
-            failures = [f for f in failures if f.server not in retried] + still
-        elif force_refresh and any(f.server in oauth for f in refused):
-            raise ReauthNeeded(mcp_server_id)
+            # A token the server refuses: refresh it once and load again (protocol §10.3).
+            reached, tools, failures = self._load(servers, mcp_server_id, user_id, True)
+            if _token_refused(servers, failures):
+                raise ReauthNeeded(mcp_server_id)
         if failures:
             log.error(
                 "MCP servers failed to load tools",
@@ -139,7 +131,7 @@ class McpServers:
                     "failures": [f.as_log() for f in failures],
                 },
             )
-        return McpToolset(self, mcp_server_id, user_id, authorized, tools, failures=failures)
+        return McpToolset(self, mcp_server_id, user_id, reached, tools, failures=failures)
 
     def scoped(self, mcp_server_id: str) -> list[McpServerConfig] | None:
         """The configurations with this id, matched by id (not by name); ``None`` (logged) when
@@ -163,16 +155,24 @@ class McpServers:
             return None
         return scoped
 
-    def _authorized(
-        self, server: McpServerConfig, user_id: int, force_refresh: bool
-    ) -> McpServerConfig:
-        if not server.oauth2:
-            return server
-        if self._tokens is None:
-            # Nothing can give this user a token: the server will refuse, which is re-auth.
-            raise ReauthNeeded(server.server_id)
-        token = self._tokens.access_token(user_id, server.server_id, force_refresh=force_refresh)
-        return server.with_bearer(token)
+    def _load(
+        self,
+        servers: Sequence[McpServerConfig],
+        mcp_server_id: str,
+        user_id: int,
+        force_refresh: bool,
+    ) -> tuple[list[McpServerConfig], list[McpTool], list[LoadFailure]]:
+        """The servers as called (with the user's bearer token for OAuth2 ones), their tools,
+        and the servers that failed."""
+        token: str | None = None
+        if any(s.oauth2 for s in servers):
+            if self._tokens is None:
+                # Nothing can give this user a token: the server would refuse, which is re-auth.
+                raise ReauthNeeded(mcp_server_id)
+            token = self._tokens.access_token(user_id, mcp_server_id, force_refresh=force_refresh)
+        reached = [s.with_bearer(token) if s.oauth2 and token else s for s in servers]
+        tools, failures = self._list_all(reached)
+        return reached, tools, failures
 
     def _list_all(
         self, servers: Sequence[McpServerConfig]
@@ -185,3 +185,8 @@ class McpServers:
             except McpOperationError as error:
                 failures.append(LoadFailure(server.name, error.kind, str(error), error.cause))
         return tools, failures
+
+
+def _token_refused(servers: Sequence[McpServerConfig], failures: Sequence[LoadFailure]) -> bool:
+    oauth = {s.name for s in servers if s.oauth2}
+    return any(f.kind == "auth" and f.server in oauth for f in failures)

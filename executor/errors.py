@@ -355,3 +355,21 @@ class CredentialStoreError(ExecutorError):
     """The OAuth credential store failed; an HTTP route answers 500 (protocol §5.7)."""
 
     category = Category.INTERNAL
+
+
+# --- MCP ----------------------------------------------------------------------------------------
+
+
+class NoMcpTools(ExecutorError):
+    user_message = (
+        "Tools could not be loaded for the targeted server. Please try again, or contact your "
+        "administrator if the problem persists."
+    )
+
+
+class McpToolNotFound(ExecutorError):
+    user_message = "The AI selected a tool that doesn't exist. Try rephrasing the step's prompt."
+
+
+class McpToolInvocation(ExecutorError):
+    user_message = "The tool failed to execute. Please try again or contact your administrator."

@@ -12,6 +12,7 @@ from executor.adapters.ai.anthropic import ANTHROPIC_URL, AnthropicModel
 from executor.adapters.ai.base import FailingModel
 from executor.adapters.ai.openai import OPENAI_URL, ForestProxyModel, OpenAiChatModel
 from executor.adapters.forest_server import ActivityLogClient, ApprovalClient
+from executor.adapters.mcp_configs import McpConfigClient
 from executor.adapters.orchestrator import OrchestratorClient
 from executor.adapters.stores.memory import MemoryRunStore
 from executor.adapters.stores.memory_credentials import MemoryMcpCredentialStore
@@ -21,11 +22,15 @@ from executor.config import Settings, load_settings
 from executor.http.access import AccessChecks
 from executor.http.health import health
 from executor.http.mcp_credentials import mcp_credentials
+from executor.http.mcp_tools import mcp_tools
 from executor.http.monitoring import monitoring
 from executor.http.openapi import openapi
 from executor.http.runs import EXTENSION_KEY, runs
+from executor.mcp.client import McpClient
 from executor.mcp.credentials import McpCredentials
+from executor.mcp.servers import McpServers
 from executor.mcp.store import McpCredentialStore
+from executor.mcp.tokens import McpAccessTokens
 from executor.monitoring.metrics import ExecutorMetrics
 from executor.monitoring.ports import timed_services
 from executor.monitoring.readiness import BoundedPing
@@ -65,6 +70,12 @@ def build_services(settings: Settings) -> Services:
         credential_store = SqlMcpCredentialStore(
             settings.store_url, schema=settings.database_schema, migrate=settings.run_migrations
         )
+    credentials = McpCredentials(
+        credential_store,
+        encryption_key=settings.encryption_key,
+        environment=settings.executor_env,
+    )
+    tokens = McpAccessTokens(credentials)
     return Services(
         workflow=OrchestratorClient(settings.forest_server_url, settings.forest_env_secret),
         run_store=store,
@@ -74,10 +85,13 @@ def build_services(settings: Settings) -> Services:
         activity_log=ActivityLogClient(settings.forest_server_url),
         approvals=ApprovalClient(settings.forest_server_url),
         ai_models={"default": build_ai_model(settings)},
-        mcp_credentials=McpCredentials(
-            credential_store,
-            encryption_key=settings.encryption_key,
-            environment=settings.executor_env,
+        mcp_credentials=credentials,
+        mcp_tokens=tokens,
+        mcp=McpServers(
+            McpConfigClient(settings.forest_server_url, settings.forest_env_secret),
+            McpClient(),
+            tokens,
+            call_timeout_s=settings.step_timeout_s,
         ),
     )
 
@@ -165,6 +179,7 @@ class WorkflowExecutor:
         app.register_blueprint(monitoring, url_prefix=url_prefix)
         app.register_blueprint(mcp_credentials, url_prefix=url_prefix)
         app.register_blueprint(openapi, url_prefix=url_prefix)
+        app.register_blueprint(mcp_tools, url_prefix=url_prefix)
         return state
 
 

@@ -77,5 +77,5 @@ def configure_logging(level: str, fmt: str = "auto") -> None:
     root.addHandler(handler)
     root.setLevel(_LEVELS[level])
     # Libraries that log a line per request would drown the executor's own messages.
-    for noisy in ("werkzeug", "httpx", "httpcore"):
+    for noisy in ("werkzeug", "httpx", "httpcore", "httpx2"):
         logging.getLogger(noisy).setLevel(max(_LEVELS[level], logging.WARNING))

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from executor.errors import (
     CredentialStoreError,
@@ -36,6 +37,16 @@ class ReauthNeeded(OAuthReauthRequired):
     def __init__(self, mcp_server_id: str, reason: str = "re-authentication needed") -> None:
         super().__init__(f"MCP server {mcp_server_id!r}: {reason}")
         self.mcp_server_id = mcp_server_id
+
+
+class AccessTokenSource(Protocol):
+    """What MCP tool loading needs of access tokens (``McpAccessTokens``, or a test's own)."""
+
+    def access_token(
+        self, user_id: int, mcp_server_id: str, *, force_refresh: bool = False
+    ) -> str: ...
+
+    def evict(self, user_id: int, mcp_server_id: str) -> None: ...
 
 
 @dataclass(frozen=True)

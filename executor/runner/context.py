@@ -47,6 +47,7 @@ class StepContexts:
             schemas=RunSchemas(self._schema_cache, step.run_id, step.user.rendering_id),
             request_approval=request_approval,
             ai=AiDecider(model, step, entries) if model is not None else None,
+            mcp=services.mcp,
         )
 
     def _model_for(self, config_name: str | None) -> AiModel | None:

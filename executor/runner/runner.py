@@ -228,6 +228,11 @@ class Runner:
             self.services.mcp_credentials.close()
         except Exception:
             log.exception("Failed to close the MCP OAuth credential store")
+        if self.services.mcp is not None:
+            try:
+                self.services.mcp.close()  # protocol §6.9: MCP connections closed on stop
+            except Exception:
+                log.exception("Failed to close the MCP clients")
 
     def poll_once(self) -> None:
         """Run one poll cycle now, in the caller's thread (also with polling disabled)."""

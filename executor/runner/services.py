@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from executor.mcp.credentials import McpCredentials
+from executor.mcp.servers import McpServers
 from executor.mcp.tokens import McpAccessTokens
 from executor.ports import (
     ActivityLogPort,
@@ -41,6 +42,8 @@ class Services:
     # Defaults: a memory store without an encryption key, and tokens over the given credentials.
     mcp_credentials: McpCredentials = field(default_factory=McpCredentials.in_memory)
     mcp_tokens: McpAccessTokens = _TOKENS_OVER_CREDENTIALS
+    # MCP steps and /list-mcp-tools; None: no MCP server can be reached (NoMcpTools).
+    mcp: McpServers | None = None
 
     def __post_init__(self) -> None:
         if self.mcp_tokens is None:

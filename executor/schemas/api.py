@@ -66,3 +66,25 @@ class ErrorResponseSchema(Schema):
 
     error = fields.String(required=True, metadata={"description": "A message a user can read"})
     errors = fields.Dict(metadata={"description": "Field messages of an invalid body"})
+
+
+class McpToolSchema(Schema):
+    name = fields.String(required=True)
+    description = fields.String(required=True, allow_none=True)
+
+
+class McpToolListSchema(Schema):
+    """``GET /list-mcp-tools`` (protocol §5.7)."""
+
+    tools = fields.List(fields.Nested(McpToolSchema), required=True)
+
+
+class McpReauthSchema(Schema):
+    """The 409 of ``GET /list-mcp-tools``: the caller must reconnect the server."""
+
+    awaiting_input_reason = fields.String(
+        data_key="awaitingInputReason",
+        required=True,
+        metadata={"description": "`needs-oauth-reauth`"},
+    )
+    mcp_server_id = fields.String(data_key="mcpServerId", required=True)

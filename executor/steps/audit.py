@@ -125,6 +125,27 @@ class AuditedAgent:
         )
         return self._audited(entry, operation, before=before)
 
+    def invoke_mcp_tool(
+        self,
+        collection_id: str,
+        record_id: RecordId,
+        mcp_server_id: str,
+        operation: Callable[[], T],
+        *,
+        before: Callable[[], None],
+    ) -> T:
+        """Audit an MCP tool invocation: labelled with the server id, filed under the run's
+        collection and base record (the tool may touch anything; that is what it is about)."""
+        entry = ActivityLogEntry(
+            action=AuditAction.ACTION,
+            type="write",
+            rendering_id=self._user.rendering_id,
+            collection_id=collection_id,
+            records=(join_record_id(record_id),),
+            label=mcp_server_id,
+        )
+        return self._audited(entry, operation, before=before)
+
     # --- not audited (protocol §9: forms, hooks and polymorphic probes) --------------------------
 
     def get_polymorphic_type(

@@ -14,6 +14,7 @@ from executor.domain.executions import StepExecutionData
 from executor.domain.outcomes import StepOutcome, StepStatus
 from executor.domain.runs import AvailableStepExecution
 from executor.errors import AiModelUnavailable, StepStateError
+from executor.mcp.servers import McpServers
 from executor.ports import RunStore
 from executor.steps.audit import AuditedAgent
 from executor.steps.decisions import AiDecider
@@ -54,6 +55,7 @@ class StepContext:
     schemas: CollectionSchemas | None = None
     request_approval: ApprovalRequester | None = None
     ai: AiDecider | None = None
+    mcp: McpServers | None = None  # mcp steps: the tools of their server
 
 
 class StepExecutor(abc.ABC):

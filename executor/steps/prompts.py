@@ -62,3 +62,15 @@ GUIDANCE = (
 
 def collection_line(display_name: str) -> str:
     return f'The selected record belongs to the "{display_name}" collection.'
+
+
+MCP_TOOL = (
+    "You carry out a workflow step with one of the tools below. Select the tool most relevant to "
+    "the request and fill its parameters precisely, from the request and the workflow context "
+    "only."
+)
+
+SUMMARIZE_RESULT = (
+    "You summarize the result of a tool a workflow step executed, in a few plain sentences a "
+    "person can read at a glance."
+)

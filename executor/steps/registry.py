@@ -11,6 +11,7 @@ from executor.steps.base import StepContext, StepExecutor
 from executor.steps.condition import ConditionStep
 from executor.steps.guidance import GuidanceStep
 from executor.steps.load_related_record import LoadRelatedRecordStep
+from executor.steps.mcp import McpStep
 from executor.steps.read_record import ReadRecordStep
 from executor.steps.trigger_action import TriggerActionStep
 from executor.steps.update_record import UpdateRecordStep
@@ -30,6 +31,7 @@ DEFAULT_EXECUTORS: Mapping[StepType, type[StepExecutor]] = {
     StepType.UPDATE_RECORD: UpdateRecordStep,
     StepType.TRIGGER_ACTION: TriggerActionStep,
     StepType.LOAD_RELATED_RECORD: LoadRelatedRecordStep,
+    StepType.MCP: McpStep,
 }
 
 

@@ -278,3 +278,15 @@ def submit_guidance_response() -> ToolDefinition:
             "properties": {"response": {"type": "string"}},
         },
     )
+
+
+def summarize_result() -> ToolDefinition:
+    return ToolDefinition(
+        "summarize-result",
+        "Provides a human-readable summary of the tool execution result.",
+        {
+            "type": "object",
+            "required": ["summary"],
+            "properties": {"summary": {"type": "string", "minLength": 1}},
+        },
+    )

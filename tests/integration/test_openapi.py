@@ -159,6 +159,7 @@ def test_under_a_prefix_and_a_script_root_the_paths_and_server_are_right(orchest
             "/executor/metrics",
             "/executor/mcp-oauth-credentials",
             "/executor/mcp-oauth-credentials/{mcpServerId}",
+            "/executor/list-mcp-tools",
             "/executor/openapi.json",
             "/executor/runs/{runId}",
             "/executor/runs/{runId}/trigger",

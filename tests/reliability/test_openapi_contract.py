@@ -45,6 +45,7 @@ def test_every_answer_is_the_documented_one(contract_app: Flask) -> None:
         ("POST", "/runs/{runId}/trigger"),
         ("POST", "/mcp-oauth-credentials"),
         ("DELETE", "/mcp-oauth-credentials/{mcpServerId}"),
+        ("GET", "/list-mcp-tools"),
     }
     for operation in operations:
         # A deposit's rules go beyond JSON Schema (a safe token endpoint, a parseable date): a

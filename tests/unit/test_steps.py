@@ -10,7 +10,7 @@ from executor.adapters.stores.memory import MemoryRunStore
 from executor.domain.outcomes import StepOutcome, StepStatus
 from executor.domain.runs import AvailableStepExecution, RecordRef, StepUser, TriggerType
 from executor.domain.steps import ExecutionType, OutcomeType, StepDefinition, StepType
-from executor.errors import AiModelUnavailable, StepStateError, UnsupportedStepType
+from executor.errors import AiModelUnavailable, NoMcpTools, StepStateError
 from executor.steps.base import StepContext
 from executor.steps.registry import StepRegistry
 
@@ -154,10 +154,10 @@ def test_an_ai_condition_without_a_model_says_the_ai_is_unavailable(store: Memor
     )
 
 
-def test_step_types_of_later_issues_end_with_a_clear_error(store: MemoryRunStore) -> None:
-    with pytest.raises(UnsupportedStepType) as raised:
+def test_an_mcp_step_without_mcp_servers_configured_has_no_tools(store: MemoryRunStore) -> None:
+    with pytest.raises(NoMcpTools) as raised:
         execute(store, step_of(StepType.MCP, ExecutionType.FULLY_AUTOMATED))
-    assert raised.value.user_message == "This step type is not yet supported."
+    assert raised.value.user_message.startswith("Tools could not be loaded")
 
 
 def test_a_stored_manual_guidance_answer_is_replayed_not_asked_again(

@@ -183,8 +183,9 @@ class McpStep(ConfirmableStep):
                 }
             )
         except Exception as error:
+            # The error's kind only: its text may quote the AI's answer, made of the result.
             log.warning(
                 "MCP tool result could not be summarized: %s",
-                error,
+                error.__class__.__name__,
                 extra={"run_id": self.step.run_id, "step_index": self.step.step_index},
             )

@@ -52,6 +52,9 @@ class Stack:
                 {
                     "FOREST_ENV_SECRET": self.env_secret,
                     "FOREST_AUTH_SECRET": self.auth_secret,
+                    # MCP OAuth credentials can be deposited and tried, and no start-up warning.
+                    "FOREST_EXECUTOR_ENCRYPTION_KEY": secrets.token_urlsafe(32),
+                    "EXECUTOR_ENV": "development",
                     "AGENT_URL": self.agent.url,
                     "FOREST_SERVER_URL": self.orchestrator.url,
                     "DATABASE_URL": f"sqlite:///{self.run_store}",

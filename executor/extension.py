@@ -26,7 +26,6 @@ from executor.http.mcp_tools import mcp_tools
 from executor.http.monitoring import monitoring
 from executor.http.openapi import openapi
 from executor.http.runs import EXTENSION_KEY, runs
-from executor.mcp.client import McpClient
 from executor.mcp.credentials import McpCredentials
 from executor.mcp.servers import McpServers
 from executor.mcp.store import McpCredentialStore
@@ -89,8 +88,7 @@ def build_services(settings: Settings) -> Services:
         mcp_tokens=tokens,
         mcp=McpServers(
             McpConfigClient(settings.forest_server_url, settings.forest_env_secret),
-            McpClient(),
-            tokens,
+            tokens=tokens,
             call_timeout_s=settings.step_timeout_s,
         ),
     )

@@ -15,8 +15,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import httpx2
@@ -26,37 +25,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
 from executor.mcp.configs import McpServerConfig, Transport
+from executor.mcp.tools import FailureKind, McpOperationError, McpTool
 
 log = logging.getLogger(__name__)
 
-FailureKind = Literal["auth", "connection", "unknown"]
 T = TypeVar("T")
 
 MAX_TOOL_PAGES = 50  # a tools/list paginated beyond reason is cut, not followed forever
 _JOIN_SLACK_S = 2.0  # the loop's own deadline fires first; this only guards a stuck loop
-
-
-@dataclass(frozen=True)
-class McpTool:
-    """A tool as its server publishes it, and which server (config name) provides it."""
-
-    name: str
-    description: str
-    input_schema: dict[str, Any]
-    source_id: str
-
-
-class McpOperationError(Exception):
-    """An MCP operation failed; ``kind`` says why (protocol §10.2's classification)."""
-
-    def __init__(self, message: str, *, kind: FailureKind, cause: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.cause = cause
-
-    @property
-    def is_auth(self) -> bool:
-        return self.kind == "auth"
 
 
 class McpClient:

@@ -4,13 +4,17 @@ loaded over the network, and calls to them (protocol §10.2, §10.3, §7.7)."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from executor.mcp.client import McpClient, McpOperationError, McpTool
 from executor.mcp.configs import McpServerConfig
 from executor.mcp.tokens import AccessTokenSource, ReauthNeeded
+from executor.mcp.tools import McpOperationError, McpTool
+
+if TYPE_CHECKING:
+    from executor.mcp.client import McpClient
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +91,37 @@ class McpServers:
     def __init__(
         self,
         configs: McpConfigSource,
-        client: McpClient,
+        client: McpClient | None = None,
         tokens: AccessTokenSource | None = None,
         *,
         list_timeout_s: float = LIST_TIMEOUT_S,
         call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
     ) -> None:
+        """``client``: the SDK client; by default one is made at the first MCP operation, so the
+        SDK is only imported by executors that run MCP steps (see :mod:`executor.mcp.tools`)."""
         self._configs = configs
-        self.client = client
+        self._client = client
+        self._client_lock = threading.Lock()
         self._tokens = tokens
         self._list_timeout_s = list_timeout_s
         # A call may take as long as its step may: the step's deadline bounds it anyway.
         self.call_timeout_s = call_timeout_s
 
+    @property
+    def client(self) -> McpClient:
+        with self._client_lock:
+            if self._client is None:
+                from executor.mcp.client import McpClient  # the SDK, imported on first use
+
+                self._client = McpClient()
+            return self._client
+
     def close(self) -> None:
         """Close every MCP connection (runner stop); a later load opens new ones."""
-        self.client.close()
+        with self._client_lock:
+            client = self._client
+        if client is not None:
+            client.close()
 
     def load(self, mcp_server_id: str, user_id: int, *, force_refresh: bool = False) -> McpToolset:
         """The tools of the servers configured with this id (none when none is, or when every

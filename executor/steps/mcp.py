@@ -13,9 +13,9 @@ from executor.domain.outcomes import NEEDS_OAUTH_REAUTH, StepOutcome
 from executor.domain.runs import RecordRef
 from executor.domain.steps import ExecutionType
 from executor.errors import McpToolInvocation, McpToolNotFound, NoMcpTools
-from executor.mcp.client import McpOperationError
 from executor.mcp.servers import McpServers, McpToolset
 from executor.mcp.tokens import ReauthNeeded
+from executor.mcp.tools import McpOperationError
 from executor.schemas.pending import McpConfirmationSchema
 from executor.steps import prompts, tools
 from executor.steps.record_step import DONE, ConfirmableStep

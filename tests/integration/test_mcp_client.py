@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from executor.adapters.mcp_configs import McpConfigClient
 from executor.errors import WorkflowPortError
-from executor.mcp.client import McpClient, McpOperationError
+from executor.mcp.client import McpClient
 from executor.mcp.configs import McpServerConfig, Transport
+from executor.mcp.tools import McpOperationError
 from tests.fakes.mcp_server import FakeMcpServer
 from tests.fakes.orchestrator import ENV_SECRET, FakeOrchestrator
+from tests.processes import REPO
 from tests.waiting import eventually
 
 CONFIGS = "/liana/mcp-server-configs-with-details"
@@ -141,3 +147,31 @@ def test_close_cancels_running_calls_and_joins_the_loop_thread() -> None:
         assert client.list_tools(server_config(server), timeout_s=5)
         client.close()
         assert mcp_threads() == []
+
+
+def test_the_sdk_is_imported_only_when_an_mcp_operation_runs(tmp_path: Any) -> None:
+    """The MCP SDK costs about 28 MiB once imported: an executor without MCP steps never pays."""
+    script = """
+import sys
+from executor import create_app
+from executor.extension import executor_state
+app = create_app({
+    "FOREST_ENV_SECRET": "ab" * 32, "FOREST_AUTH_SECRET": "secret",
+    "AGENT_URL": "http://127.0.0.1:9", "IN_MEMORY_STORE": True,
+})
+assert "mcp" not in sys.modules, "imported by create_app"
+servers = executor_state(app).services.mcp
+servers.client  # the first MCP operation makes the client
+assert "mcp" in sys.modules
+servers.close()
+print("ok")
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, "EXECUTOR_INSTANCE_PATH": str(tmp_path)},
+    )
+    assert result.stdout.strip() == "ok", result.stderr

@@ -16,7 +16,9 @@ from collections import OrderedDict
 from executor.domain.executions import StepExecutionData
 from executor.schemas.store import validate_step_execution
 
-MAX_KNOWN_DOCUMENTS = 50_000  # 16-byte digests: under 10 MiB with the dictionary's overhead
+# About 100 bytes each with the dictionary's overhead: 1 MiB at most. The entries re-read are those
+# of runs in flight, a few per run; older digests only fill the memory up to this bound.
+MAX_KNOWN_DOCUMENTS = 10_000
 
 
 class StoredDocuments:

@@ -12,13 +12,13 @@ import math
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import httpx
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from executor import create_app
@@ -41,6 +41,8 @@ def claims(orchestrator: FakeOrchestrator) -> int:
 
 
 # --- fuzzed requests ----------------------------------------------------------------------------
+
+OTHER_ROUTES = {"/ready", "/metrics", "/openapi.json", "/list-mcp-tools", "/mcp-oauth-credentials"}
 
 TRICKY_SEGMENTS = ["1", "2", "3", "01", "0", "-1", "1e3", " 1", "%00", "..", ".", "%2F", "%", "%ZZ"]
 run_ids = st.one_of(
@@ -124,6 +126,9 @@ def test_fuzzed_requests_never_answer_5xx_and_always_answer_json(
     cookie: str | None,
     body: bytes | None,
 ) -> None:
+    # Hypothesis also draws strings found in the code under test, so these routes do come up;
+    # their documented answers (typed 503s, text, 204s) are checked by test_openapi_contract.py.
+    assume("/" + unquote(path).lstrip("/").split("/")[0] not in OTHER_ROUTES)
     headers: dict[str, str] = {}
     if authorization == "valid":
         headers.update(auth_header(7))

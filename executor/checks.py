@@ -24,7 +24,7 @@ from sqlalchemy import make_url
 
 from executor.adapters.agent import AgentClient
 from executor.adapters.http import HttpError, JsonHttpClient
-from executor.adapters.stores.sql import SqlRunStore
+from executor.adapters.stores.sql import MISSING_RIGHTS_HINT, SqlRunStore
 from executor.adapters.stores.sql_credentials import SqlMcpCredentialStore
 from executor.config import Settings
 from executor.errors import ExecutorError
@@ -105,15 +105,15 @@ def store_check(settings: Settings) -> Check:
             "`workflow-executor migrate` (or start with migrations enabled)",
         )
     try:
-        forbidden = store.tables_without_rights()
+        forbidden = store.tables_without_rights() + credentials.tables_without_rights()
     except ExecutorError as error:
         return Check("run store", False, f"{store.location}: {error}")
     if forbidden:
         return Check(
             "run store",
             False,
-            f"{store.location}: this user may not read and write {', '.join(forbidden)}: grant "
-            "it SELECT, INSERT, UPDATE, DELETE on them",
+            f"{store.location}: this user may not read and write {', '.join(forbidden)}: "
+            f"{MISSING_RIGHTS_HINT}",
         )
     return Check("run store", True, f"{store.location}: tables present")
 

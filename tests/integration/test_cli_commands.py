@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, inspect, text
 
 from executor import create_app, runner_of
 from executor.errors import ExecutorError, RunStoreError
-from tests.conftest import AUTH_SECRET, base_config
+from executor.extension import executor_state
+from tests.conftest import AUTH_SECRET, auth_header, base_config
 from tests.fakes.orchestrator import API, ENV_SECRET, FakeOrchestrator, guidance_step
 from tests.processes import REPO, executor_environment
 
@@ -354,9 +355,10 @@ def test_a_least_privilege_role_runs_on_tables_an_owner_migrated(
     assert run_cli("migrate", env=as_owner).returncode == 0
     check = run_cli("check", env=as_role)
     assert check.returncode == 1
-    assert "this user may not read and write workflow_step_executions, workflow_run_leases" in (
-        check.stdout
-    )
+    assert (
+        "this user may not read and write workflow_step_executions, workflow_run_leases, "
+        "ai_mcp_oauth_credentials"
+    ) in check.stdout
     serve = run_cli("serve", "--skip-migrations", env=as_role)
     assert serve.returncode == 1
     assert "Error: This database user may not read and write workflow_step_executions" in (
@@ -371,5 +373,39 @@ def test_a_least_privilege_role_runs_on_tables_an_owner_migrated(
                 f'TO "{limited_role}"'
             )
         )
+    # Without USAGE on the SERIAL ids' sequences, every insert would still fail.
+    check = run_cli("check", env=as_role)
+    assert check.returncode == 1
+    assert (
+        "this user may not read and write workflow_step_executions, ai_mcp_oauth_credentials: "
+        "grant it SELECT, INSERT, UPDATE, DELETE on them and USAGE on their id sequences"
+    ) in check.stdout
+    with admin.begin() as conn:
+        conn.execute(
+            text(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{pg_schema}" TO "{limited_role}"')
+        )
     admin.dispose()
     assert run_cli("check", env=as_role).returncode == 0
+
+    # And the role really runs steps on them.
+    config = base_config(
+        orchestrator,
+        IN_MEMORY_STORE=False,
+        DATABASE_URL=f"postgresql://{limited_role}@{host_and_db}",
+        DATABASE_SCHEMA=pg_schema,
+        RUN_MIGRATIONS=False,
+    )
+    app = create_app({**config, "POLLING_ENABLED": False})
+    runner_of(app).start()
+    try:
+        orchestrator.add_run(5, [guidance_step()])
+        triggered = app.test_client().post(
+            "/runs/5/trigger", json={"pendingData": {"userInput": "hi"}}, headers=auth_header(7)
+        )
+        assert triggered.status_code == 200
+        assert orchestrator.wait_until(lambda: len(orchestrator.updates(5)) == 1)
+        assert executor_state(app).services.run_store.get_step_executions("5") == [
+            {"type": "guidance", "stepIndex": 0, "executionResult": {"userInput": "hi"}}
+        ]
+    finally:
+        runner_of(app).stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,8 +138,8 @@ class SqlRunStore(RunStore, RunLeases):
             forbidden = self.tables_without_rights()
             if forbidden:
                 raise RunStoreError(
-                    f"This database user may not read and write {', '.join(forbidden)}: grant it "
-                    "SELECT, INSERT, UPDATE, DELETE on them"
+                    f"This database user may not read and write {', '.join(forbidden)}: "
+                    f"{MISSING_RIGHTS_HINT}"
                 )
             self._engine = self._create_engine()
             return
@@ -178,21 +178,14 @@ class SqlRunStore(RunStore, RunLeases):
             engine.dispose()
 
     def tables_without_rights(self) -> list[str]:
-        """PostgreSQL tables this user may not read and write (a role that did not create them
-        needs SELECT, INSERT, UPDATE and DELETE); always empty for SQLite."""
+        """PostgreSQL tables this user may not read and write (see :func:`tables_without_rights`);
+        always empty for SQLite."""
         if not self._is_postgres:
             return []
+        assert self._schema is not None
         engine = self._create_engine()
         try:
-            with engine.connect() as conn:
-                return [
-                    name
-                    for name in self.table_names
-                    if not conn.execute(
-                        text("SELECT has_table_privilege(:table, 'SELECT,INSERT,UPDATE,DELETE')"),
-                        {"table": f'"{self._schema}"."{name}"'},
-                    ).scalar()
-                ]
+            return tables_without_rights(engine, self._schema, self.table_names)
         except SQLAlchemyError as error:
             raise RunStoreError(f"Cannot reach the run store: {_describe(error)}") from error
         finally:
@@ -366,6 +359,33 @@ def create_store_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+MISSING_RIGHTS_HINT = (
+    "grant it SELECT, INSERT, UPDATE, DELETE on them and USAGE on their id sequences"
+)
+
+
+def tables_without_rights(engine: Engine, schema: str, names: Sequence[str]) -> list[str]:
+    """The PostgreSQL tables of ``names`` this user may not read and write. A role that did not
+    create them needs SELECT, INSERT, UPDATE and DELETE on each, and USAGE on the sequence of a
+    SERIAL id column, without which every insert fails."""
+    # The sequences a table owns (SERIAL: dependency 'a', IDENTITY: 'i'); CASE keeps
+    # has_sequence_privilege away from rows that are not sequences, whatever the plan.
+    query = text(
+        "SELECT has_table_privilege(CAST(:table AS text), 'SELECT,INSERT,UPDATE,DELETE') "
+        "AND NOT EXISTS (SELECT 1 FROM pg_depend d JOIN pg_class s ON s.oid = d.objid "
+        "WHERE d.classid = 'pg_class'::regclass "
+        "AND d.refobjid = CAST(CAST(:table AS text) AS regclass) AND d.deptype IN ('a', 'i') "
+        "AND CASE WHEN s.relkind = 'S' THEN NOT has_sequence_privilege(s.oid, 'USAGE') "
+        "ELSE false END)"
+    )
+    with engine.connect() as conn:
+        return [
+            name
+            for name in names
+            if not conn.execute(query, {"table": f'"{schema}"."{name}"'}).scalar()
+        ]
 
 
 def ensure_schema(engine: Engine, schema: str) -> None:

@@ -34,10 +34,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from executor.adapters.stores.sql import (
+    MISSING_RIGHTS_HINT,
     _describe,
     create_store_engine,
     ensure_schema,
     lock_migrations,
+    tables_without_rights,
 )
 from executor.errors import CredentialStoreError
 from executor.mcp.store import EncryptedCredential, McpCredentialStore, StoredCredential
@@ -98,6 +100,11 @@ class SqlMcpCredentialStore(McpCredentialStore):
                     f"The MCP OAuth credentials table ({self._table.name}) is missing and "
                     "migrations are skipped: run `workflow-executor migrate` first"
                 )
+            elif self._is_postgres and self._forbidden(engine):
+                raise CredentialStoreError(
+                    f"This database user may not read and write {self._table.name}: "
+                    f"{MISSING_RIGHTS_HINT}"
+                )
         except SQLAlchemyError as error:
             engine.dispose()
             log.error("MCP OAuth credentials migration failed: %s", _describe(error))
@@ -118,6 +125,22 @@ class SqlMcpCredentialStore(McpCredentialStore):
             raise CredentialStoreError(f"Cannot reach the database: {_describe(error)}") from error
         finally:
             engine.dispose()
+
+    def tables_without_rights(self) -> list[str]:
+        """The table, when this PostgreSQL user may not read and write it; [] on SQLite."""
+        if not self._is_postgres:
+            return []
+        engine = create_store_engine(self._url)
+        try:
+            return [self._table.name] if self._forbidden(engine) else []
+        except SQLAlchemyError as error:
+            raise CredentialStoreError(f"Cannot reach the database: {_describe(error)}") from error
+        finally:
+            engine.dispose()
+
+    def _forbidden(self, engine: Engine) -> bool:
+        assert self._schema is not None
+        return bool(tables_without_rights(engine, self._schema, [self._table.name]))
 
     def _table_present(self, engine: Engine) -> bool:
         with engine.connect() as conn:

@@ -70,6 +70,10 @@ class McpToolset:
                 return tool
         return None
 
+    def uses_oauth(self, tool: McpTool) -> bool:
+        """Whether ``tool``'s server is reached with the user's OAuth2 access token."""
+        return self._servers[tool.source_id].oauth2
+
     def call(self, tool: McpTool, arguments: dict[str, Any]) -> Any:
         """Invoke ``tool``. Raises :class:`McpOperationError` (``is_auth`` for a 401)."""
         return self._owner.client.call_tool(

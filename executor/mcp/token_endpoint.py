@@ -24,6 +24,9 @@ import re
 import socket
 from urllib.parse import urlsplit
 
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
+
 from executor.errors import InvalidTokenEndpoint
 
 RELAXED_ENVIRONMENTS = frozenset({"development", "test"})
@@ -44,6 +47,8 @@ _PRIVATE = tuple(
         "fec0::/10",
     )
 )
+# What an authority may hold: a host name or IPv4 literal, or a bracketed IPv6 literal, then a port.
+_PLAIN_AUTHORITY = re.compile(r"^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$")
 # Every label made of digits, or 0x-hex: what WHATWG URL parsers take as an IPv4 address.
 _NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$")
 
@@ -61,6 +66,12 @@ def token_endpoint_problem(url: str, *, environment: str) -> str | None:
         return "must be an absolute http or https URL"
     if parts.username is not None or parts.password is not None:
         return "must not contain credentials"
+    # The request is sent by urllib3, whose parser ends a host at a backslash and decodes
+    # percent-escapes, where urlsplit does neither: a host is checked only when it is spelled
+    # plainly, and when both parsers read the same one (else "169.254.169.254\.example" passes
+    # here as a name and is reached there as the metadata address).
+    if not _PLAIN_AUTHORITY.match(parts.netloc) or _sent_host(url) != host.lower():
+        return "must name its host plainly (ASCII letters, digits, dots, hyphens or an IP address)"
     if parts.scheme != "https" and not relaxed:
         return "must use https"
     host = host.rstrip(".")
@@ -70,6 +81,15 @@ def token_endpoint_problem(url: str, *, environment: str) -> str | None:
     if address is None:
         return None  # a name: not resolved, by design
     return _address_problem(address, relaxed=relaxed)
+
+
+def _sent_host(url: str) -> str | None:
+    """The host urllib3 (the refresh grant's client) connects to, brackets removed."""
+    try:
+        host = parse_url(url).host
+    except LocationParseError:
+        return None
+    return None if host is None else host.strip("[]").lower()
 
 
 def check_token_endpoint(url: str, *, environment: str) -> None:

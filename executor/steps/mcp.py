@@ -72,7 +72,10 @@ class McpStep(ConfirmableStep):
         return self.awaiting_input()
 
     def confirmed(self, entry: StepExecutionData, confirmation: dict[str, Any]) -> StepOutcome:
-        return self._execute(entry, entry["pendingData"], self._toolset())
+        toolset = self._toolset()
+        if not toolset.tools:  # the server is down or offers nothing now: not the AI's doing
+            raise NoMcpTools(f"No tools loaded for MCP server {toolset.mcp_server_id}")
+        return self._execute(entry, entry["pendingData"], toolset)
 
     # --- executing ------------------------------------------------------------------------------
 
@@ -95,7 +98,9 @@ class McpStep(ConfirmableStep):
             try:
                 return toolset.call(tool, arguments)
             except McpOperationError as error:
-                if not error.is_auth:
+                # Only an OAuth2 server's refusal is about our token (§7.7); any other server's
+                # 401 is a failed call, and calling a mutating tool again would be a second write.
+                if not (error.is_auth and toolset.uses_oauth(tool)):
                     raise McpToolInvocation(f"{error}: {error.cause}") from error
             # Refused token: refresh it, load the tools again, and try once more (§7.7).
             try:

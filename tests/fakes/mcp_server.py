@@ -164,13 +164,13 @@ class FakeMcpServer:
     def _refusal(self, scope: dict[str, Any], method: str) -> int | None:
         if self.status_override is not None:
             return self.status_override
+        if self.refuse_calls and method == "tools/call":
+            return 401
         if self.token_is_valid is None:
             return None
         headers = dict(scope["headers"])
         scheme, _, token = headers.get(b"authorization", b"").decode().partition(" ")
         if scheme.lower() != "bearer" or not self.token_is_valid(token):
-            return 401
-        if self.refuse_calls and method == "tools/call":
             return 401
         return None
 

@@ -280,6 +280,27 @@ def test_a_failing_tool_is_an_invocation_error_and_leaves_the_mark(
     assert tickets.call_names() == ["close_ticket"]
 
 
+def test_a_401_from_a_server_without_oauth_is_a_failed_call_never_retried(
+    executor: Executor, model: FakeModel, tickets: FakeMcpServer, tokens: TokenSource
+) -> None:
+    tickets.refuse_calls = True  # e.g. an API-key server whose key was revoked
+    model.answer("close_ticket", {"ticket_id": 5})
+    assert executor.run(1, [mcp_step()]) == error(INVOCATION)
+    assert tickets.answered("tools/call") == [401]  # once: no refresh, no second call
+    assert tokens.asked == []
+    assert executor.entry(1) == {"type": "mcp", "stepIndex": 0, "idempotencyPhase": "executing"}
+
+
+def test_a_confirmed_step_whose_server_is_down_has_no_tools(
+    executor: Executor, model: FakeModel, tickets: FakeMcpServer
+) -> None:
+    create_ticket(model)
+    assert executor.run(1, [mcp_step("automated-with-confirmation")]) == AWAITING
+    tickets.status_override = 500
+    assert executor.trigger(1, {"userConfirmed": True}) == error(NO_TOOLS)
+    assert tickets.call_names() == []
+
+
 def test_a_finished_step_dispatched_again_does_not_call_the_tool_again(
     executor: Executor, model: FakeModel, tickets: FakeMcpServer
 ) -> None:

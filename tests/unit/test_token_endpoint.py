@@ -21,6 +21,16 @@ ALWAYS_REFUSED = [
     "https://auth.example.com:99999/token",
     "https://auth.example.com:port/token",
     "https://[::1/token",
+    # a host the sending client (urllib3) reads differently: it ends a host at a backslash and
+    # decodes percent-escapes, so these reach the metadata service or loopback
+    "https://169.254.169.254\\.evil.example/latest/meta-data",
+    "https://127.0.0.1\\.evil.example/admin",
+    "https://%31%36%39.254.169.254/token",
+    "https://169.254.169.254%2e/token",
+    "https://auth%2eexample.com/token",
+    # not spelled plainly: non-ASCII (use the punycode form), spaces
+    "https://bücher.example/token",
+    "https://a b.example/token",
     # credentials in the URL
     "https://user:pass@auth.example.com/token",
     "https://user@auth.example.com/token",

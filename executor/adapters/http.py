@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -129,6 +130,7 @@ class JsonHttpClient:
             url = f"{url}?{urlencode(params)}"
         body = None if json_body is None else _encode(json_body)
         seconds = self._timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + seconds
         try:
             response = self._pool.request(
                 method,
@@ -141,7 +143,13 @@ class JsonHttpClient:
                 retries=False,
             )
             try:
-                payload = _read_bounded(response, f"{method} {path}")
+                payload = read_body(response, max_bytes=MAX_RESPONSE_BYTES, deadline=deadline)
+            except BodyTooLarge:
+                raise HttpError(
+                    f"{method} {path} answered more than {MAX_RESPONSE_BYTES} bytes"
+                ) from None
+            except DeadlinePassed:
+                raise HttpError(f"{method} {path} timed out", status=408) from None
             finally:
                 response.release_conn()
         except urllib3.exceptions.NewConnectionError as error:
@@ -190,14 +198,25 @@ def _reason(error: urllib3.exceptions.HTTPError) -> str:
     return str(reason)[:300]
 
 
-def _read_bounded(response: urllib3.BaseHTTPResponse, what: str) -> bytes:
-    """Read the body, refusing one larger than any sane answer."""
+class BodyTooLarge(Exception):
+    """The answer's body went over the size it may have."""
+
+
+class DeadlinePassed(Exception):
+    """The answer was still arriving when the call's time was up."""
+
+
+def read_body(response: urllib3.BaseHTTPResponse, *, max_bytes: int, deadline: float) -> bytes:
+    """The body, refused when it is larger than ``max_bytes`` or still arriving at ``deadline``
+    (``time.monotonic()``). urllib3's read timeout bounds each read, not the whole answer: a peer
+    sending a byte now and then would otherwise hold the caller as long as it likes. A read in
+    progress may outlast the deadline by one read timeout at most."""
     chunks: list[bytes] = []
     size = 0
     for chunk in response.stream(64 * 1024):
         size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
+        if size > max_bytes or time.monotonic() > deadline:
             response.close()  # not worth reading to the end to keep the connection
-            raise HttpError(f"{what} answered more than {MAX_RESPONSE_BYTES} bytes")
+            raise BodyTooLarge() if size > max_bytes else DeadlinePassed()
         chunks.append(chunk)
     return b"".join(chunks)

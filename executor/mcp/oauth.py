@@ -10,13 +10,14 @@ from __future__ import annotations
 import base64
 import json
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 import urllib3
 
-from executor.adapters.http import connection_pool
+from executor.adapters.http import BodyTooLarge, DeadlinePassed, connection_pool, read_body
 from executor.errors import OAuthRefreshError
 from executor.mcp.credentials import OAuthCredential
 
@@ -57,7 +58,7 @@ class OAuthRefresher:
         timeout_s: float = REFRESH_TIMEOUT_S,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> None:
-        self._timeout = urllib3.Timeout(connect=timeout_s, read=timeout_s)
+        self._timeout_s = timeout_s
         self._max_response_bytes = max_response_bytes
 
     def close(self) -> None:
@@ -68,19 +69,28 @@ class OAuthRefresher:
         :class:`executor.errors.OAuthRefreshError`."""
         form, headers = refresh_request(credential)
         pool = connection_pool(credential.token_endpoint)
+        deadline = time.monotonic() + self._timeout_s
         try:
             response = pool.request(
                 "POST",
                 credential.token_endpoint,
                 body=urlencode(form),
                 headers=headers,
-                timeout=self._timeout,
+                timeout=urllib3.Timeout(connect=self._timeout_s, read=self._timeout_s),
                 preload_content=False,
                 redirect=False,  # a 3xx is a failure (protocol §10.3)
                 retries=False,
             )
             try:
-                body = self._bounded_body(response)
+                body = read_body(response, max_bytes=self._max_response_bytes, deadline=deadline)
+            except BodyTooLarge:
+                raise OAuthRefreshError(
+                    f"Token endpoint answer exceeds {self._max_response_bytes} bytes"
+                ) from None
+            except DeadlinePassed:
+                raise OAuthRefreshError(
+                    f"Token endpoint did not answer within {self._timeout_s:g} s"
+                ) from None
             finally:
                 response.release_conn()
         except urllib3.exceptions.HTTPError as error:
@@ -90,19 +100,6 @@ class OAuthRefresher:
         finally:
             pool.clear()
         return parse_token_response(response.status, body)
-
-    def _bounded_body(self, response: urllib3.BaseHTTPResponse) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.stream(64 * 1024):
-            size += len(chunk)
-            if size > self._max_response_bytes:
-                response.close()
-                raise OAuthRefreshError(
-                    f"Token endpoint answer exceeds {self._max_response_bytes} bytes"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def refresh_request(credential: OAuthCredential) -> tuple[dict[str, str], dict[str, str]]:

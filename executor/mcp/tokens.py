@@ -20,11 +20,14 @@ from executor.errors import (
     OAuthRefreshError,
 )
 from executor.mcp.credentials import CredentialUnreadable, LoadedCredential, McpCredentials
-from executor.mcp.oauth import GrantRejected, OAuthRefresher, TokenGrant
+from executor.mcp.oauth import REFRESH_TIMEOUT_S, GrantRejected, OAuthRefresher, TokenGrant
 
 log = logging.getLogger(__name__)
 
 EXPIRY_MARGIN_S = 60.0
+# Longest wait for another caller's refresh of the same key: two grant requests (a rotation
+# retry), each of which may outlast its deadline by one read timeout.
+LOCK_WAIT_S = 4 * REFRESH_TIMEOUT_S + 5
 
 Key = tuple[int, str]
 
@@ -67,8 +70,10 @@ class McpAccessTokens:
         *,
         refresher: OAuthRefresher | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lock_wait_s: float = LOCK_WAIT_S,
     ) -> None:
         self.credentials = credentials
+        self._lock_wait_s = lock_wait_s
         self._refresher = refresher or OAuthRefresher()
         self._clock = clock
         self._lock = threading.Lock()  # guards the three dicts below, never held during I/O
@@ -90,11 +95,18 @@ class McpAccessTokens:
         seen = self._usable(key)
         if seen is not None and not force_refresh:
             return seen.access_token
-        with self._key_lock(key):
+        lock = self._key_lock(key)
+        # Bounded: a refresh is (at most two grant requests, each within its deadline), but a
+        # waiter must not hang with it should it not be.
+        if not lock.acquire(timeout=self._lock_wait_s):
+            raise OAuthRefreshError(f"Another refresh of {key} did not finish in time")
+        try:
             current = self._usable(key)
             if current is not None and (not force_refresh or current is not seen):
                 return current.access_token
             return self._refresh(key)
+        finally:
+            lock.release()
 
     def evict(self, user_id: int, mcp_server_id: str) -> None:
         """Forget the cached token (after a deposit or a delete of the credential)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +14,9 @@ from werkzeug.wrappers import Request, Response
 
 from executor.adapters import http
 from executor.adapters.http import HttpError, JsonHttpClient
+from executor.errors import OAuthRefreshError
+from executor.mcp.credentials import OAuthCredential
+from executor.mcp.oauth import OAuthRefresher
 from tests.processes import free_port
 
 Handler = Callable[[Request], Response]
@@ -188,3 +192,30 @@ def test_the_environment_proxy_is_used_unless_bypassed(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     bypassed = JsonHttpClient(direct.url, timeout_s=5)
     assert bypassed.request("GET", "/path", operation="x") == {"via": "direct"}
+
+
+def trickle(request: Request) -> Response:
+    """An answer sent a byte at a time: each read is quick, the whole answer takes seconds."""
+
+    def body() -> Iterator[bytes]:
+        yield b"["
+        for _ in range(50):
+            time.sleep(0.1)  # the peer's pace, not a test synchronisation
+            yield b" "
+        yield b"]"
+
+    return Response(body(), 200, content_type="application/json")
+
+
+def test_an_answer_still_arriving_at_the_deadline_is_a_408(serve: Any) -> None:
+    server = serve(trickle)
+    with pytest.raises(HttpError, match="timed out") as raised:
+        JsonHttpClient(server.url, timeout_s=0.5).request("GET", "/", operation="x")
+    assert raised.value.status == 408
+
+
+def test_a_token_endpoint_still_answering_at_the_deadline_fails_the_refresh(serve: Any) -> None:
+    server = serve(trickle)
+    credential = OAuthCredential("srv-1", "refresh-1", f"{server.url}/token")
+    with pytest.raises(OAuthRefreshError, match="did not answer within"):
+        OAuthRefresher(timeout_s=0.5).refresh(credential)

@@ -212,6 +212,24 @@ def test_concurrent_forced_refreshes_take_the_token_refreshed_meanwhile(
     assert len(oauth.requests) == 2
 
 
+def test_a_caller_waits_for_another_refresh_only_so_long(
+    credentials: McpCredentials, clock: Clock, oauth: FakeOAuthServer
+) -> None:
+    deposit(credentials, oauth)
+    tokens = McpAccessTokens(credentials, clock=clock, lock_wait_s=0.2)
+    oauth.hold()  # the first refresh hangs at the token endpoint
+    first = threading.Thread(target=tokens.access_token, args=(USER, SERVER), daemon=True)
+    first.start()
+    assert eventually(lambda: len(oauth.requests) == 1)
+    try:
+        with pytest.raises(OAuthRefreshError, match="did not finish in time"):
+            tokens.access_token(USER, SERVER)
+    finally:
+        oauth.release()
+        first.join(10)
+        tokens.close()
+
+
 def test_refreshes_of_different_keys_run_in_parallel(
     credentials: McpCredentials, tokens: McpAccessTokens, oauth: FakeOAuthServer
 ) -> None:

@@ -35,6 +35,7 @@ class AccessChecks:
         self._max_grants = max_grants
         self._clock = clock
         self._grants: OrderedDict[tuple[str, int], float] = OrderedDict()  # → expiry
+        self._refusals: OrderedDict[tuple[str, int], int] = OrderedDict()  # → refusals seen
         self._lock = threading.Lock()
 
     def has_access(self, run_id: str, user_id: int) -> bool:
@@ -46,14 +47,21 @@ class AccessChecks:
             expiry = self._grants.get(key)
             if expiry is not None and expiry > self._clock():
                 return True
+            asked_at, generation = self._clock(), self._refusals.get(key, 0)
         # Asked outside the lock: one slow answer must not hold up every other reader.
         granted = self._workflow.has_access(run_id, user_id)
         with self._lock:
-            if granted:
-                self._grants[key] = self._clock() + self._ttl_s
+            if not granted:
+                self._grants.pop(key, None)
+                # A grant asked for before this refusal, and answered after it, is not kept.
+                self._refusals[key] = generation + 1
+                self._refusals.move_to_end(key)
+                while len(self._refusals) > self._max_grants:
+                    self._refusals.popitem(last=False)
+            elif self._refusals.get(key, 0) == generation:
+                # Counted from the question, not the answer: a slow "yes" is not made younger.
+                self._grants[key] = asked_at + self._ttl_s
                 self._grants.move_to_end(key)
                 while len(self._grants) > self._max_grants:
                     self._grants.popitem(last=False)
-            else:
-                self._grants.pop(key, None)
         return granted

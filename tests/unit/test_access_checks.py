@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -89,3 +90,47 @@ def test_a_zero_ttl_asks_every_time() -> None:
     for _ in range(3):
         assert access.has_access("42", 7)
     assert len(orchestrator.asked) == 3
+
+
+def test_a_slow_grant_answered_after_a_refusal_is_not_kept() -> None:
+    clock = Clock()
+    arrived = threading.Event()
+    release = threading.Event()
+
+    class SlowThenRefusing(Orchestrator):
+        def has_access(self, run_id: str, user_id: int) -> bool:
+            if not self.asked:  # the first question: a "yes" that takes its time
+                self.asked.append((run_id, user_id))
+                arrived.set()
+                release.wait(5)
+                return True
+            return super().has_access(run_id, user_id)
+
+    orchestrator = SlowThenRefusing()
+    access = checks(orchestrator, clock)
+    slow = threading.Thread(target=access.has_access, args=("42", 7))
+    slow.start()
+    assert arrived.wait(5)
+    assert not access.has_access("42", 7)  # revoked meanwhile: the orchestrator says no
+    release.set()
+    slow.join(5)
+
+    assert not access.has_access("42", 7)  # the late "yes" was not remembered
+    assert len(orchestrator.asked) == 3
+
+
+def test_a_grant_lasts_from_the_question_not_the_answer() -> None:
+    clock = Clock()
+
+    class Slow(Orchestrator):
+        def has_access(self, run_id: str, user_id: int) -> bool:
+            clock.now += 4  # the answer takes 4 of the 5 seconds
+            return super().has_access(run_id, user_id)
+
+    orchestrator = Slow()
+    orchestrator.grants[("42", 7)] = True
+    access = checks(orchestrator, clock)
+    assert access.has_access("42", 7)
+    clock.now += 1.5  # 5.5 s after the question
+    assert access.has_access("42", 7)
+    assert len(orchestrator.asked) == 2

@@ -153,7 +153,14 @@ def ai_check(settings: Settings) -> Check:
 
 def run_checks(settings: Settings) -> t.Iterator[Check]:
     """The checks after the settings', in the order the executor needs its dependencies."""
-    yield orchestrator_check(settings)
-    yield agent_check(settings)
-    yield store_check(settings)
-    yield ai_check(settings)
+    checks: tuple[tuple[str, t.Callable[[Settings], Check]], ...] = (
+        ("orchestrator", orchestrator_check),
+        ("agent", agent_check),
+        ("run store", store_check),
+        ("AI", ai_check),
+    )
+    for name, check in checks:
+        try:
+            yield check(settings)
+        except ExecutorError as error:  # e.g. a proxy setting no client can use
+            yield Check(name, False, str(error))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import certifi
@@ -20,6 +21,8 @@ from tenacity import (
     wait_chain,
     wait_fixed,
 )
+
+from executor.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +176,11 @@ class JsonHttpClient:
 
 
 def connection_pool(base_url: str) -> urllib3.PoolManager:
-    """Connections for ``base_url``'s host, through the environment's proxy unless bypassed."""
+    """Connections for ``base_url``'s host, through the environment's proxy unless bypassed.
+
+    Loopback hosts are never proxied (a local agent or sandbox is reached directly). Raises
+    :class:`executor.errors.ConfigurationError` for a proxy URL urllib3 cannot use.
+    """
     options: dict[str, Any] = {
         # Threads beyond this many open a connection each and close it afterwards.
         "maxsize": POOLED_CONNECTIONS,
@@ -181,10 +188,33 @@ def connection_pool(base_url: str) -> urllib3.PoolManager:
         "ca_certs": certifi.where(),  # the same trust store on every machine
     }
     split = urlsplit(base_url)
+    host = split.hostname or ""
     proxy = getproxies().get(split.scheme)
-    if proxy and not proxy_bypass(split.hostname or ""):
+    if not proxy or proxy_bypass(host) or _is_loopback(host):
+        return urllib3.PoolManager(**options)
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"  # "proxy.corp:3128", as curl and requests accept it
+    proxy_url = urlsplit(proxy)
+    if proxy_url.username is not None:
+        # urllib3 does not turn the URL's credentials into Proxy-Authorization by itself.
+        credentials = f"{unquote(proxy_url.username)}:{unquote(proxy_url.password or '')}"
+        options["proxy_headers"] = urllib3.make_headers(proxy_basic_auth=credentials)
+        proxy = proxy_url._replace(netloc=proxy_url.netloc.rsplit("@", 1)[1]).geturl()
+    try:
         return urllib3.ProxyManager(proxy, **options)
-    return urllib3.PoolManager(**options)
+    except urllib3.exceptions.ProxySchemeUnknown:
+        raise ConfigurationError(
+            f"{split.scheme.upper()}_PROXY: only http:// and https:// proxies are supported"
+        ) from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _encode(document: Any) -> bytes:

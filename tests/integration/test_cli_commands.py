@@ -220,6 +220,22 @@ def test_skipping_migrations_also_needs_the_credentials_table(
 # --- check --------------------------------------------------------------------------------------
 
 
+def test_check_names_a_proxy_setting_no_client_can_use(
+    orchestrator: FakeOrchestrator, tmp_path: Path
+) -> None:
+    env = executor_environment(orchestrator, tmp_path)
+    env.update(FOREST_SERVER_URL="http://upstream.invalid", HTTP_PROXY="socks5://127.0.0.1:1080")
+    env.pop("NO_PROXY", None)
+    env.pop("no_proxy", None)
+    result = run_cli("check", env=env)
+    assert result.returncode == 1
+    assert (
+        "✗ orchestrator  HTTP_PROXY: only http:// and https:// proxies are supported"
+        in result.stdout
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_check_passes_when_everything_is_reachable(
     orchestrator: FakeOrchestrator, tmp_path: Path
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -14,7 +15,7 @@ from werkzeug.wrappers import Request, Response
 
 from executor.adapters import http
 from executor.adapters.http import HttpError, JsonHttpClient
-from executor.errors import OAuthRefreshError
+from executor.errors import ConfigurationError, OAuthRefreshError
 from executor.mcp.credentials import OAuthCredential
 from executor.mcp.oauth import OAuthRefresher
 from tests.processes import free_port
@@ -176,22 +177,57 @@ def test_transient_statuses_are_retried_on_the_schedule(serve: Any) -> None:
     assert len(server.requests) == 3
 
 
-def test_the_environment_proxy_is_used_unless_bypassed(
-    serve: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture
+def proxy(serve: Any, monkeypatch: pytest.MonkeyPatch) -> Server:
+    """A forward proxy that answers everything itself, set as the environment's HTTP proxy."""
+    server = serve(answer({"via": "proxy"}))
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    return server
+
+
+def test_the_environment_proxy_is_used_with_its_credentials(
+    proxy: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy = serve(answer({"via": "proxy"}))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.replace("http://", "http://alice:s%40cret@"))
+    client = JsonHttpClient("http://upstream.example", timeout_s=5)
+    assert client.request("GET", "/path", operation="x", params={"a": "1"}) == {"via": "proxy"}
+    [seen] = proxy.requests
+    assert seen["uri"] == "http://upstream.example/path?a=1"  # the absolute form
+    expected = "Basic " + base64.b64encode(b"alice:s@cret").decode()
+    assert seen["headers"]["Proxy-Authorization"] == expected
+
+
+def test_a_proxy_without_a_scheme_is_an_http_proxy(
+    proxy: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", proxy.url.removeprefix("http://"))
+    client = JsonHttpClient("http://upstream.example", timeout_s=5)
+    assert client.request("GET", "/", operation="x") == {"via": "proxy"}
+
+
+def test_no_proxy_hosts_and_loopback_are_reached_directly(
+    proxy: Server, serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     direct = serve(answer({"via": "direct"}))
-    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    assert JsonHttpClient(direct.url, timeout_s=5).request("GET", "/", operation="x") == {
+        "via": "direct"
+    }
+    monkeypatch.setenv("NO_PROXY", "upstream.invalid")
+    with pytest.raises(HttpError, match="failed"):  # tried directly: the name does not resolve
+        JsonHttpClient("http://upstream.invalid", timeout_s=5).request("GET", "/", operation="x")
+    assert proxy.requests == []
+
+
+def test_a_proxy_urllib3_cannot_use_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-
-    proxied = JsonHttpClient(direct.url, timeout_s=5)
-    assert proxied.request("GET", "/path", operation="x", params={"a": "1"}) == {"via": "proxy"}
-    assert proxy.requests[0]["uri"] == f"{direct.url}/path?a=1"  # the absolute form
-
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    bypassed = JsonHttpClient(direct.url, timeout_s=5)
-    assert bypassed.request("GET", "/path", operation="x") == {"via": "direct"}
+    monkeypatch.setenv("HTTP_PROXY", "socks5://127.0.0.1:1080")
+    with pytest.raises(ConfigurationError, match="HTTP_PROXY"):
+        JsonHttpClient("http://upstream.example", timeout_s=5)
 
 
 def trickle(request: Request) -> Response:

@@ -38,8 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="poll, execute and serve the API (the default)")
-    for target in (parser, serve):
-        _add_serve_options(target)
+    # Accepted before or after "serve" (serve is the default command); the subcommand's own
+    # defaults are SUPPRESS so they cannot overwrite what was given before it.
+    _add_serve_options(parser, default=None)
+    _add_serve_options(serve, default=argparse.SUPPRESS)
     commands.add_parser("migrate", help="create or upgrade the run store's tables, then exit")
     commands.add_parser(
         "check", help="validate the settings and reach the orchestrator, agent and run store"
@@ -48,47 +50,87 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_serve_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="interface to bind (HTTP_HOST)")
-    parser.add_argument("--port", type=int, help="port to bind, 0 for any (HTTP_PORT)")
+def _add_serve_options(parser: argparse.ArgumentParser, *, default: Any) -> None:
+    parser.add_argument("--host", default=default, help="interface to bind (HTTP_HOST)")
     parser.add_argument(
-        "--server", choices=["werkzeug", "gunicorn"], help="HTTP server (HTTP_SERVER)"
+        "--port", type=int, default=default, help="port to bind, 0 for any (HTTP_PORT)"
     )
-    parser.add_argument("--workers", type=int, help="gunicorn workers (HTTP_WORKERS)")
     parser.add_argument(
-        "--in-memory", action="store_true", default=None, help="keep run state in memory (testing)"
+        "--server",
+        choices=["werkzeug", "gunicorn"],
+        default=default,
+        help="HTTP server (HTTP_SERVER)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=default, help="gunicorn workers (HTTP_WORKERS)"
+    )
+    parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        default=default,
+        help="keep run state in memory (testing)",
     )
     parser.add_argument(
         "--skip-migrations",
         dest="run_migrations",
         action="store_false",
-        default=None,
+        default=default,
         help="do not create or upgrade the run store's tables (RUN_MIGRATIONS=false)",
     )
     output = parser.add_mutually_exclusive_group()
     output.add_argument(
-        "--json", dest="log_format", action="store_const", const="json", help="JSON log lines"
+        "--json",
+        dest="log_format",
+        action="store_const",
+        const="json",
+        default=default,
+        help="JSON log lines",
     )
     output.add_argument(
-        "--pretty", dest="log_format", action="store_const", const="text", help="readable logs"
+        "--pretty",
+        dest="log_format",
+        action="store_const",
+        const="text",
+        default=default,
+        help="readable logs",
     )
+
+
+def _given_options(args: argparse.Namespace) -> list[str]:
+    return [flag for name, flag in _SERVE_OPTIONS.items() if getattr(args, name, None) is not None]
+
+
+# The destination of each serve option, and how it is spelled.
+_SERVE_OPTIONS = {
+    "host": "--host",
+    "port": "--port",
+    "server": "--server",
+    "workers": "--workers",
+    "in_memory": "--in-memory",
+    "run_migrations": "--skip-migrations",
+    "log_format": "--json/--pretty",
+}
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     given = {
-        "HTTP_HOST": args.host,
-        "HTTP_PORT": args.port,
-        "HTTP_SERVER": args.server,
-        "HTTP_WORKERS": args.workers,
-        "IN_MEMORY_STORE": args.in_memory,
-        "LOG_FORMAT": args.log_format,
-        "RUN_MIGRATIONS": args.run_migrations,
+        "HTTP_HOST": getattr(args, "host", None),
+        "HTTP_PORT": getattr(args, "port", None),
+        "HTTP_SERVER": getattr(args, "server", None),
+        "HTTP_WORKERS": getattr(args, "workers", None),
+        "IN_MEMORY_STORE": getattr(args, "in_memory", None),
+        "LOG_FORMAT": getattr(args, "log_format", None),
+        "RUN_MIGRATIONS": getattr(args, "run_migrations", None),
     }
     return {key: value for key, value in given.items() if value is not None}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in ("migrate", "check") and _overrides(args):
+        # They would be silently ignored: `--in-memory migrate` would migrate the real store.
+        parser.error(f"{', '.join(_given_options(args))} apply to serve only")
     if args.command == "migrate":
         return migrate()
     if args.command == "check":

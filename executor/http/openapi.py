@@ -185,6 +185,7 @@ def _operation(arguments: t.Iterable[str], doc: RouteDoc) -> dict[str, t.Any]:
 openapi = Blueprint("openapi", __name__)
 openapi.after_request(add_version_header)
 register_error_handlers(openapi)
+MAX_CACHED_DOCUMENTS = 16  # per app: one per mount point in practice
 _BUILD_LOCK = threading.Lock()
 
 
@@ -210,5 +211,9 @@ def document_of(app: Flask, server_url: str = "/") -> dict[str, t.Any]:
         with _BUILD_LOCK:
             document = cache.get(server_url)
             if document is None:
-                document = cache[server_url] = build_document(app, server_url)
+                document = build_document(app, server_url)
+                # Bounded: a host deriving SCRIPT_NAME from a request header must not make
+                # every new prefix a document kept forever.
+                if len(cache) < MAX_CACHED_DOCUMENTS:
+                    cache[server_url] = document
     return document

@@ -10,6 +10,7 @@ The orchestrator claims runs atomically, records every request, and chains the n
 from __future__ import annotations
 
 import copy
+import hmac
 import json
 import threading
 from collections.abc import Callable
@@ -279,7 +280,9 @@ class SandboxOrchestrator:
             # Calls made on the user's behalf carry the run's server token, not the secret.
             if not request.headers.get("Authorization", "").startswith("Bearer server-token-"):
                 return _json({"errors": [{"detail": "bad server token"}]}, 401)
-        elif request.headers.get("forest-secret-key") != self.env_secret:
+        elif not hmac.compare_digest(
+            request.headers.get("forest-secret-key", "").encode(), self.env_secret.encode()
+        ):
             return _json({"errors": [{"detail": "bad secret"}]}, 401)
         return self._route(request, body)
 

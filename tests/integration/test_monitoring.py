@@ -230,6 +230,14 @@ def test_labels_never_carry_run_or_user_ids(
     assert "123456789" not in text
 
 
+def test_a_long_metrics_token_works_too(make_app: Callable[..., Flask]) -> None:
+    token = "t" * 2000
+    app = make_app(METRICS_TOKEN=token)
+    assert "workflow_executor_polls_total" in scrape(app, Authorization=f"Bearer {token}")
+    refused = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {token}x"})
+    assert refused.status_code == 401
+
+
 def test_the_token_guards_metrics_when_set(make_app: Callable[..., Flask]) -> None:
     app = make_app(METRICS_TOKEN="s3cret-scrape-token")
     client = app.test_client()

@@ -140,6 +140,16 @@ def test_it_is_built_once_per_app(make_app, monkeypatch):
     assert builds == [first, second]
 
 
+def test_the_documents_kept_per_mount_point_are_bounded(make_app, monkeypatch):
+    monkeypatch.setattr(openapi_module, "MAX_CACHED_DOCUMENTS", 2)
+    app = make_app()
+    client = app.test_client()
+    for prefix in ("a", "b", "c", "d"):  # e.g. a SCRIPT_NAME taken from a request header
+        response = client.get("/openapi.json", environ_overrides={"SCRIPT_NAME": f"/{prefix}"})
+        assert response.get_json()["servers"] == [{"url": f"/{prefix}"}]
+    assert len(app.extensions[openapi_module._CACHE_KEY]) == 2
+
+
 def test_under_a_prefix_and_a_script_root_the_paths_and_server_are_right(orchestrator):
     host = Flask("host_app")
 

@@ -375,3 +375,24 @@ def test_a_closed_sql_store_fails_its_ping(backend: str, tmp_path: Path, request
     store.close()
     with pytest.raises(RunStoreError):
         store.ping()
+
+
+@needs_postgres
+@pytest.mark.postgres
+def test_postgres_connections_are_bounded_in_time_unless_the_url_says_otherwise(
+    pg_schema: str,
+) -> None:
+    def setting(url: str, name: str) -> str:
+        store = SqlRunStore(url, schema=pg_schema)
+        store.init()
+        try:
+            with store._transaction("read") as conn:  # the live connection's parameters
+                return str(conn.connection.dbapi_connection.info.get_parameters().get(name))  # type: ignore[union-attr]
+        finally:
+            store.close()
+
+    url = sqlalchemy_url(POSTGRES_URL or "")
+    assert setting(url, "connect_timeout") == "10"
+    assert setting(url, "keepalives_idle") == "30"
+    own = f"{url}{'&' if '?' in url else '?'}connect_timeout=3"
+    assert setting(own, "connect_timeout") == "3"

@@ -59,6 +59,13 @@ log = logging.getLogger(__name__)
 # Constant across releases so that old and new instances serialize their migrations (§11.4).
 MIGRATION_LOCK_KEY = 6438071259157
 SQLITE_BUSY_TIMEOUT_S = 30
+POSTGRES_CONNECT_ARGS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def _tables(schema: str | None) -> tuple[Table, Table]:
@@ -330,7 +337,20 @@ def create_store_engine(url: str) -> Engine:
     ``sqlite_immediate`` transactions on SQLite."""
     if url.startswith("postgresql"):
         # Two connections at least: the migration lock holds one while DDL may need another.
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # Connections are bounded in time: a connect that gets no answer, and a connection whose
+        # peer vanished (keepalives), fail in seconds rather than after the kernel's minutes.
+        return create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            # The URL's own parameters (?connect_timeout=...) win over these defaults.
+            connect_args={
+                key: value
+                for key, value in POSTGRES_CONNECT_ARGS.items()
+                if key not in make_url(url).query
+            },
+        )
     database = make_url(url).database
     if database:
         folder = Path(database).parent

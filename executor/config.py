@@ -566,8 +566,15 @@ def setting_names() -> list[str]:
 
 def metrics_multiprocess_dir() -> str | None:
     """``PROMETHEUS_MULTIPROC_DIR``: where every process of one server writes its metrics (set by
-    ``gunicorn.conf.py``, or by the operator); ``None`` for a single process."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    ``gunicorn.conf.py``, or by the operator); ``None`` for a single process.
+
+    Raises :class:`ConfigurationError` when it names no directory: prometheus_client would fail
+    at the first metric with a bare FileNotFoundError.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    if directory is not None and not os.path.isdir(directory):
+        raise ConfigurationError(f"PROMETHEUS_MULTIPROC_DIR: {directory} is not a directory")
+    return directory
 
 
 # Set by gunicorn.conf.py to the directory it created, so that only its creator removes it.

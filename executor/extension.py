@@ -18,7 +18,7 @@ from executor.adapters.stores.memory import MemoryRunStore
 from executor.adapters.stores.memory_credentials import MemoryMcpCredentialStore
 from executor.adapters.stores.sql import SqlRunStore
 from executor.adapters.stores.sql_credentials import SqlMcpCredentialStore
-from executor.config import Settings, load_settings
+from executor.config import Settings, load_settings, metrics_multiprocess_dir
 from executor.http.access import AccessChecks
 from executor.http.health import health
 from executor.http.mcp_credentials import mcp_credentials
@@ -157,6 +157,7 @@ class WorkflowExecutor:
             explicit = {**app.config.get("WORKFLOW_EXECUTOR", {}), **(config or {})}
             settings = load_settings(explicit, data_dir=app.instance_path)
         # Metrics of this app only (a registry of its own): many apps may share a process.
+        metrics_multiprocess_dir()  # a variable naming no directory fails here, clearly
         metrics = ExecutorMetrics()
         services = timed_services(services or build_services(settings), metrics)
         runner = Runner(

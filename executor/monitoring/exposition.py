@@ -15,12 +15,14 @@ from executor.monitoring.metrics import ExecutorMetrics
 def render(metrics: ExecutorMetrics) -> tuple[bytes, str]:
     """The Prometheus text exposition and its content type.
 
-    With a multiprocess directory (gunicorn), each worker's values are in files there, including
-    those of workers that exited (their counters must not go backwards); one scrape, whichever
-    worker answers it, reads and merges them all. Otherwise this app's own registry is the truth.
+    Under gunicorn with a multiprocess directory, each worker's values are in files there,
+    including those of workers that exited (their counters must not go backwards); one scrape,
+    whichever worker answers it, reads and merges them all. Otherwise this app's own registry is
+    the truth: a single process with the variable set (an image-wide environment) must not sum
+    the files of processes that ran before it, whose gauges no gunicorn hook cleared.
     """
     directory = metrics_multiprocess_dir()
-    if directory is None:
+    if directory is None or "gunicorn.arbiter" not in sys.modules:
         return generate_latest(metrics.registry), CONTENT_TYPE_LATEST
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]

@@ -3,9 +3,13 @@ per-app registries, and readiness turning red for each reason (and green again).
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +18,7 @@ from flask import Flask
 from executor import WorkflowExecutor, runner_of
 from executor.adapters.stores.memory import MemoryRunStore
 from executor.domain.executions import StepExecutionData
-from executor.errors import RunStoreError
+from executor.errors import ConfigurationError, RunStoreError
 from executor.extension import executor_state
 from tests.conftest import auth_header, base_config, services_for
 from tests.fakes.orchestrator import API, FakeOrchestrator, guidance_step
@@ -433,3 +437,35 @@ def test_other_methods_are_refused(make_app: Callable[..., Flask], path: str) ->
     response = make_app().test_client().post(path, headers=auth_header(7))
     assert response.status_code == 405
     assert response.get_json() == {"error": "Method not allowed"}
+
+
+# --- PROMETHEUS_MULTIPROC_DIR outside gunicorn ---------------------------------------------------
+
+
+def test_a_single_process_never_sums_the_files_of_processes_before_it(
+    make_app: Callable[..., Flask], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image-wide PROMETHEUS_MULTIPROC_DIR: a process that ran before left its gauges there,
+    and no gunicorn hook cleared them."""
+    earlier = (
+        "from prometheus_client import Gauge\n"
+        "Gauge('workflow_executor_runs_in_flight', 'x', multiprocess_mode='livesum').set(3)\n"
+    )
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", earlier], env=environment, check=True, timeout=60)
+    assert list(tmp_path.glob("*.db"))
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text = scrape(make_app())
+    assert "workflow_executor_runs_in_flight 0.0" in text
+    assert "workflow_executor_runs_in_flight 3.0" not in text
+
+
+def test_a_multiprocess_directory_that_does_not_exist_is_a_clear_error(
+    make_app: Callable[..., Flask], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    with pytest.raises(
+        ConfigurationError, match=r"PROMETHEUS_MULTIPROC_DIR: .* is not a directory"
+    ):
+        make_app()

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -173,7 +174,7 @@ def test_the_metrics_token_comes_from_the_environment_and_is_never_printed() -> 
 
 
 def test_gunicorn_without_a_metrics_directory_is_warned_about(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     log = logging.getLogger("test.wsgi")
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
@@ -186,6 +187,6 @@ def test_gunicorn_without_a_metrics_directory_is_warned_about(
     assert "/metrics shows only the worker that answers" in caplog.text
 
     caplog.clear()
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/tmp/somewhere")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     warn_if_workers_are_counted_apart(log)
     assert caplog.records == []

@@ -12,7 +12,6 @@ from executor.adapters.ai.anthropic import ANTHROPIC_URL, AnthropicModel
 from executor.adapters.ai.base import FailingModel
 from executor.adapters.ai.openai import OPENAI_URL, ForestProxyModel, OpenAiChatModel
 from executor.adapters.forest_server import ActivityLogClient, ApprovalClient
-from executor.adapters.mcp_configs import McpConfigClient
 from executor.adapters.orchestrator import OrchestratorClient
 from executor.adapters.stores.memory import MemoryRunStore
 from executor.adapters.stores.memory_credentials import MemoryMcpCredentialStore
@@ -75,8 +74,9 @@ def build_services(settings: Settings) -> Services:
         environment=settings.executor_env,
     )
     tokens = McpAccessTokens(credentials)
+    workflow = OrchestratorClient(settings.forest_server_url, settings.forest_env_secret)
     return Services(
-        workflow=OrchestratorClient(settings.forest_server_url, settings.forest_env_secret),
+        workflow=workflow,
         run_store=store,
         leases=store,
         steps=StepRegistry(),
@@ -87,7 +87,7 @@ def build_services(settings: Settings) -> Services:
         mcp_credentials=credentials,
         mcp_tokens=tokens,
         mcp=McpServers(
-            McpConfigClient(settings.forest_server_url, settings.forest_env_secret),
+            workflow,
             tokens=tokens,
             call_timeout_s=settings.step_timeout_s,
         ),

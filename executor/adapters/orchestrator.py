@@ -6,6 +6,8 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
+from marshmallow import ValidationError
+
 from executor.adapters.http import (
     PROTOCOL_RETRY_DELAYS_S,
     TRANSIENT_STATUSES,
@@ -22,13 +24,16 @@ from executor.errors import (
     StepDefinitionShapeError,
     WorkflowPortError,
 )
+from executor.mcp.configs import McpServerConfig
 from executor.ports import WorkflowPort
 from executor.schemas.collection import map_collection_schema
+from executor.schemas.mcp import parse_server_configs
 from executor.schemas.orchestrator import malformed_run, map_run, update_step_body
 
 log = logging.getLogger(__name__)
 
 API = "/api/workflow-orchestrator"
+MCP_CONFIGS_PATH = "/liana/mcp-server-configs-with-details"
 REQUEST_TIMEOUT_S = 10.0
 
 
@@ -156,6 +161,21 @@ class OrchestratorClient(WorkflowPort):
 
     def close(self) -> None:
         self._http.close()
+
+    # --- MCP server configurations (protocol §3.3.7; what MCP tool loading asks for) ------------
+
+    def mcp_server_configs(self) -> list[McpServerConfig]:
+        """The usable remote MCP servers; raises :class:`WorkflowPortError`.
+
+        Not cached: a server added, removed or re-pointed in Forest Admin applies to the next step.
+        """
+        payload = self._request(
+            "GET", MCP_CONFIGS_PATH, operation="mcp-server-configs-with-details", retried=True
+        )
+        try:
+            return parse_server_configs({} if payload is None else payload)
+        except ValidationError as error:
+            raise WorkflowPortError(f"Invalid MCP server configurations: {error}") from error
 
     # --- transport ------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ DEFAULT_CALL_TIMEOUT_S = 300.0  # STEP_TIMEOUT_S's default
 class McpConfigSource(Protocol):
     """Where the MCP server configurations come from (the orchestrator)."""
 
-    def server_configs(self) -> list[McpServerConfig]: ...
+    def mcp_server_configs(self) -> list[McpServerConfig]: ...
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class McpServers:
     def scoped(self, mcp_server_id: str) -> list[McpServerConfig] | None:
         """The configurations with this id, matched by id (not by name); ``None`` (logged) when
         there is none."""
-        configs = self._configs.server_configs()
+        configs = self._configs.mcp_server_configs()
         if not configs:
             log.warning(
                 "MCP step targets a server but orchestrator returned no MCP configs",

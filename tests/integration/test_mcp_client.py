@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from executor.adapters.mcp_configs import McpConfigClient
+from executor.adapters.orchestrator import OrchestratorClient
 from executor.errors import WorkflowPortError
 from executor.mcp.client import McpClient
 from executor.mcp.configs import McpServerConfig, Transport
@@ -46,8 +46,8 @@ def mcp_threads() -> list[threading.Thread]:
 
 def test_configs_are_fetched_with_the_environment_secret(orchestrator: FakeOrchestrator) -> None:
     orchestrator.mcp_server_configs = {"crm": {"id": "39", "type": "http", "url": "http://h/mcp"}}
-    configs = McpConfigClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST)
-    [server] = configs.server_configs()
+    configs = OrchestratorClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST)
+    [server] = configs.mcp_server_configs()
     assert (server.name, server.server_id) == ("crm", "39")
     [request] = [r for r in orchestrator.requests if r.path == CONFIGS]
     assert request.headers["Forest-Secret-Key"] == ENV_SECRET
@@ -56,8 +56,8 @@ def test_configs_are_fetched_with_the_environment_secret(orchestrator: FakeOrche
 
 def test_config_fetches_are_retried_on_transient_failures(orchestrator: FakeOrchestrator) -> None:
     orchestrator.fail(CONFIGS, 503, times=3)
-    configs = McpConfigClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST)
-    assert configs.server_configs() == []
+    configs = OrchestratorClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST)
+    assert configs.mcp_server_configs() == []
     assert orchestrator.count(CONFIGS) == 4
     configs.close()
 
@@ -67,9 +67,9 @@ def test_config_fetch_failures_are_workflow_port_errors(
     orchestrator: FakeOrchestrator, answer_status: int
 ) -> None:
     orchestrator.fail(CONFIGS, answer_status)
-    configs = McpConfigClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST)
+    configs = OrchestratorClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST)
     with pytest.raises(WorkflowPortError):
-        configs.server_configs()
+        configs.mcp_server_configs()
     assert orchestrator.count(CONFIGS) == 1
     configs.close()
 
@@ -78,9 +78,9 @@ def test_a_config_answer_that_is_not_an_object_is_a_workflow_port_error(
     orchestrator: FakeOrchestrator,
 ) -> None:
     orchestrator.mcp_server_configs = ["nope"]  # type: ignore[assignment]
-    configs = McpConfigClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST)
+    configs = OrchestratorClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST)
     with pytest.raises(WorkflowPortError):
-        configs.server_configs()
+        configs.mcp_server_configs()
     configs.close()
 
 

@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 
 from executor.adapters.ai.openai import ForestProxyModel
-from executor.adapters.mcp_configs import McpConfigClient
+from executor.adapters.orchestrator import OrchestratorClient
 from executor.adapters.stores.memory_credentials import MemoryMcpCredentialStore
 from executor.extension import runner_of
 from executor.mcp.client import McpClient
@@ -60,7 +60,7 @@ def executor(
     credentials = McpCredentials(MemoryMcpCredentialStore(), encryption_key=KEY, environment="test")
     tokens = McpAccessTokens(credentials)
     servers = McpServers(
-        McpConfigClient(orchestrator.url, ENV_SECRET, retry_delays_s=(0.01,) * 3),
+        OrchestratorClient(orchestrator.url, ENV_SECRET, retry_delays_s=(0.01,) * 3),
         McpClient(),
         tokens,
         list_timeout_s=3,

@@ -15,7 +15,7 @@ from flask import Flask
 
 from executor.adapters.ai.anthropic import AnthropicModel
 from executor.adapters.ai.openai import ForestProxyModel, OpenAiChatModel
-from executor.adapters.mcp_configs import McpConfigClient
+from executor.adapters.orchestrator import OrchestratorClient
 from executor.extension import runner_of
 from executor.mcp.client import McpClient
 from executor.mcp.servers import McpServers
@@ -119,7 +119,7 @@ def crm(valid_tokens: set[str]) -> Iterator[FakeMcpServer]:
 def mcp_services(orchestrator: FakeOrchestrator, tokens: Any, ai: AiModel | None = None) -> Any:
     model = ai or ForestProxyModel(orchestrator.url, ENV_SECRET, invoke_timeout_s=2)
     servers = McpServers(
-        McpConfigClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST),
+        OrchestratorClient(orchestrator.url, ENV_SECRET, retry_delays_s=FAST),
         McpClient(),
         tokens,
         list_timeout_s=3,

@@ -22,6 +22,7 @@ from executor.steps.registry import StepRegistry
 from tests.fakes.agent import FakeAgent, collection_schemas
 from tests.fakes.model import FakeModel
 from tests.fakes.orchestrator import ENV_SECRET, FakeOrchestrator
+from tests.postgres import fresh_schema
 
 # Also a valid secret for the Python agent, which accepts only ^[-~/\w]*$.
 AUTH_SECRET = "test-auth-secret-that-is-long-enough-for-hs256"
@@ -119,3 +120,9 @@ def services_for(
         activity_log=ActivityLogClient(orchestrator.url, retry_delays_s=fast),
         approvals=ApprovalClient(orchestrator.url),
     )
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[str]:
+    """A PostgreSQL schema of this test's own, dropped afterwards (skipped without PostgreSQL)."""
+    yield from fresh_schema()

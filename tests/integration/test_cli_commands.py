@@ -19,11 +19,11 @@ from executor.errors import ExecutorError, RunStoreError
 from executor.extension import executor_state
 from tests.conftest import AUTH_SECRET, auth_header, base_config
 from tests.fakes.orchestrator import API, ENV_SECRET, FakeOrchestrator, guidance_step
+from tests.postgres import POSTGRES_URL
 from tests.processes import REPO, executor_environment
 
 pytestmark = pytest.mark.slow
 
-POSTGRES_URL = os.environ.get("EXECUTOR_TEST_POSTGRES_URL")
 TABLES = {"workflow_step_executions", "workflow_run_leases", "ai_mcp_oauth_credentials"}
 
 
@@ -49,18 +49,6 @@ def sqlite_tables(path: Path) -> set[str]:
 def assert_no_secret_in(output: str) -> None:
     for secret in (ENV_SECRET, AUTH_SECRET, "pg-password-never-printed"):
         assert secret not in output
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    if not POSTGRES_URL:
-        pytest.skip("EXECUTOR_TEST_POSTGRES_URL is not set (CI sets it)")
-    schema = f"test_cli_{uuid.uuid4().hex[:12]}"
-    yield schema
-    engine = create_engine("postgresql+psycopg://" + POSTGRES_URL.split("://", 1)[1])
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
 
 
 # --- migrate ------------------------------------------------------------------------------------

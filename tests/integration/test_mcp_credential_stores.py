@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from executor.adapters.stores.sql import SqlRunStore
 from executor.adapters.stores.sql_credentials import SqlMcpCredentialStore
 from executor.errors import CredentialStoreError
 from executor.mcp.store import EncryptedCredential
-from tests.integration.test_stores import POSTGRES_URL, needs_postgres, sqlalchemy_url
+from tests.postgres import POSTGRES_URL, needs_postgres, sqlalchemy_url
 
 StoreFactory = Callable[[], Any]
 
@@ -60,18 +59,6 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     yield make
     for store in created:
         store.close()
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A schema of its own for the test, dropped afterwards."""
-    assert POSTGRES_URL
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    yield schema
-    engine = create_engine(sqlalchemy_url(POSTGRES_URL))
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
 
 
 def test_a_deposited_credential_reads_back_whole(make_store: StoreFactory) -> None:

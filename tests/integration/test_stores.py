@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +14,7 @@ from sqlalchemy import create_engine, text
 from executor.adapters.stores.memory import MemoryRunStore
 from executor.adapters.stores.sql import SqlRunStore
 from executor.errors import RunStoreError
-
-POSTGRES_URL = os.environ.get("EXECUTOR_TEST_POSTGRES_URL")
-needs_postgres = pytest.mark.skipif(
-    not POSTGRES_URL, reason="EXECUTOR_TEST_POSTGRES_URL is not set (CI sets it)"
-)
+from tests.postgres import POSTGRES_URL, needs_postgres, sqlalchemy_url
 
 
 def guidance(step_index: int, text_value: str = "hello") -> dict[str, Any]:
@@ -29,21 +23,6 @@ def guidance(step_index: int, text_value: str = "hello") -> dict[str, Any]:
         "stepIndex": step_index,
         "executionResult": {"userInput": text_value},
     }
-
-
-def sqlalchemy_url(url: str) -> str:
-    return "postgresql+psycopg://" + url.split("://", 1)[1]
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    assert POSTGRES_URL
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    yield schema
-    engine = create_engine(sqlalchemy_url(POSTGRES_URL))
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
 
 
 StoreFactory = Callable[[], Any]

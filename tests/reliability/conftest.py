@@ -3,10 +3,8 @@ that are always stopped, and a PostgreSQL schema of one's own."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,15 +12,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from hypothesis.configuration import set_hypothesis_home_dir
-from sqlalchemy import create_engine, text
 
 from executor import create_app
 from executor.extension import runner_of
 from tests.conftest import base_config
 from tests.fakes.orchestrator import FakeOrchestrator
 from tests.reliability.support import ExecutorProcess
-
-POSTGRES_URL = os.environ.get("EXECUTOR_TEST_POSTGRES_URL")
 
 # Hypothesis keeps caches (of Unicode data, of constants) beside the examples; not in the work tree.
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "workflow-executor-hypothesis")
@@ -70,20 +65,3 @@ def stopped(app: Flask, timeout: float) -> bool:
     stopper.start()
     stopper.join(timeout)
     return not stopper.is_alive()
-
-
-def sqlalchemy_url(url: str) -> str:
-    return "postgresql+psycopg://" + url.split("://", 1)[1]
-
-
-@pytest.fixture
-def pg_schema() -> Iterator[str]:
-    """A PostgreSQL schema of this test's own, dropped afterwards (skipped without PostgreSQL)."""
-    if not POSTGRES_URL:
-        pytest.skip("EXECUTOR_TEST_POSTGRES_URL is not set (CI sets it)")
-    schema = f"rel_{uuid.uuid4().hex[:12]}"
-    yield schema
-    engine = create_engine(sqlalchemy_url(POSTGRES_URL))
-    with engine.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()

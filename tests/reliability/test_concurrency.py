@@ -21,8 +21,9 @@ from tests.conftest import auth_header, services_for
 from tests.fakes.agent import FakeAgent
 from tests.fakes.orchestrator import API, FakeOrchestrator, guidance_step, record_step
 from tests.fakes.steps import ScriptedSteps
+from tests.postgres import POSTGRES_URL
 from tests.processes import executor_environment
-from tests.reliability.conftest import POSTGRES_URL, BuildApp, StartExecutor
+from tests.reliability.conftest import BuildApp, StartExecutor
 from tests.waiting import eventually
 
 IN_FLIGHT = {"error": "This step is already running."}

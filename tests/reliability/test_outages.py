@@ -30,8 +30,9 @@ from tests.conftest import auth_header, services_for
 from tests.drivers import Executor
 from tests.fakes.agent import FakeAgent, collection_schemas
 from tests.fakes.orchestrator import ENV_SECRET, guidance_step, record_step
+from tests.postgres import POSTGRES_URL, sqlalchemy_url
 from tests.processes import free_port
-from tests.reliability.conftest import POSTGRES_URL, BuildApp, sqlalchemy_url
+from tests.reliability.conftest import BuildApp
 from tests.reliability.support import (
     AGENT_PORT,
     FAST_RETRIES,

@@ -18,10 +18,11 @@ from executor.steps.update_record import UpdateRecordStep
 
 
 class NotYetSupportedStep(StepExecutor):
-    """Stands for a step type whose executor has not landed yet: a clear error outcome."""
+    """Stands for a step type a registry was given no executor for (a registry built with a
+    partial mapping, as an embedder or a test may): a clear error outcome, not a crash."""
 
     def execute(self) -> StepOutcome:
-        raise UnsupportedStepType(f"No executor for {self.step.definition.type} steps yet")
+        raise UnsupportedStepType(f"No executor for {self.step.definition.type} steps")
 
 
 DEFAULT_EXECUTORS: Mapping[StepType, type[StepExecutor]] = {

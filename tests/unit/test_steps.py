@@ -10,7 +10,7 @@ from executor.adapters.stores.memory import MemoryRunStore
 from executor.domain.outcomes import StepOutcome, StepStatus
 from executor.domain.runs import AvailableStepExecution, RecordRef, StepUser, TriggerType
 from executor.domain.steps import ExecutionType, OutcomeType, StepDefinition, StepType
-from executor.errors import AiModelUnavailable, NoMcpTools, StepStateError
+from executor.errors import AiModelUnavailable, NoMcpTools, StepStateError, UnsupportedStepType
 from executor.steps.base import StepContext
 from executor.steps.registry import StepRegistry
 
@@ -174,3 +174,12 @@ def test_a_stored_manual_condition_answer_is_replayed_not_asked_again(
     execute(store, condition(), {"selectedOption": "No"})
     replayed = execute(store, condition())
     assert (replayed.status, replayed.selected_option) == (StepStatus.SUCCESS, "No")
+
+
+def test_a_registry_without_an_executor_for_a_type_refuses_it_clearly(
+    store: MemoryRunStore,
+) -> None:
+    step = step_of(StepType.GUIDANCE, ExecutionType.MANUAL)
+    executor = StepRegistry({}).build(StepContext(step=step, run_store=store))
+    with pytest.raises(UnsupportedStepType, match="No executor for"):
+        executor.execute()
